@@ -1,0 +1,1 @@
+"""Figure scripts, one module per figure; ``python -m figures --help``."""

@@ -1,0 +1,77 @@
+"""``python -m figures {list,run,all}``: reproduce figures and check their claims.
+
+Exit status: 0 when every claim passes (or is a documented "not reproduced" finding),
+1 when a claim fails, 2 on bad input (one message, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from figures import _core
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: same one-line format, exit 2
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m figures", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="name every figure with its description and paper")
+
+    def common(sp):
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--quick", dest="preset", action="store_const", const="quick", help="quick preset (default)")
+        g.add_argument("--full", dest="preset", action="store_const", const="full", help="full, paper-size preset")
+        sp.set_defaults(preset="quick")
+        sp.add_argument("--seeds", type=int, default=None, help="number of seeds (>= 1)")
+        sp.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
+
+    r = sub.add_parser("run", help="run one figure")
+    r.add_argument("name")
+    common(r)
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    a = sub.add_parser("all", help="run every figure")
+    common(a)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "list":
+        for name in _core.REGISTRY:
+            mod = _core.load(name)
+            print(f"{name:28s} {mod.DESCRIPTION}  [{mod.PAPER}]")
+        return 0
+    names = [args.name] if args.cmd == "run" else list(_core.REGISTRY)
+    try:
+        # validate every requested figure's config before running anything
+        if args.seeds is not None and args.seeds < 1:
+            raise _core.UserError(f"--seeds={args.seeds} is out of range: must be >= 1")
+        for n in names:
+            _core.resolve_config(_core.load(n), args.preset, args.seeds, getattr(args, "sets", ()))
+    except _core.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = []
+    for n in names:
+        claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out)
+        for c in claims:
+            print(f"  [{c.status:>14s}] {n}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})")
+        failed += [c for c in claims if c.status == "FAIL"]
+    out = args.out or _core.OUT_DIR
+    print(f"report: {Path(out) / 'REPORT.md'}")
+    if failed:
+        print(f"{len(failed)} claim(s) FAILED", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+r"""Learning-rate schedules, optax style (``step -> lr``), for the whole suite.
+
+Two layers:
+
+* **Validated constructors** (``constant``, ``cosine``, ``linear_decay``, ``wsd``,
+  ``cyclic_cosine``, ...) return optax schedules. They use optax's own pieces
+  (``optax.constant_schedule``, ``optax.linear_schedule``, ``optax.cosine_decay_schedule``,
+  ``optax.join_schedules``) wherever optax has them, and check their inputs (a clear
+  ``ValueError`` naming the parameter and its valid range).
+* **An array-parametrized family** (:class:`Family`, :func:`family_schedule`) in which every
+  hyperparameter -- peak lr, warmup length, decay fraction, final ratio and even the decay
+  *shape* -- is an array, so that a sweep over schedules (constant, cosine, linear decay and
+  WSD with any decay shape) is one ``vmap``-ed, compiled call.
+
+Decay shapes, with progress :math:`p \in [0, 1]` through the decay phase and final ratio
+:math:`m = \eta_{\min}/\eta_{\max}`, the factor multiplying the peak lr is
+
+=============  =========================================================
+``linear``     :math:`m + (1-m)(1-p)`
+``cosine``     :math:`m + (1-m)\tfrac12(1+\cos \pi p)`
+``1-sqrt``     :math:`m + (1-m)(1-\sqrt p)` (Hägele et al. 2024)
+``exponential`` :math:`\max(m, 10^{-3})^{p}` (geometric to the floor)
+``inverse``    :math:`1/((1/m - 1)p + 1)` (Wen et al. 2024's ``inv``, from quadratics;
+               needs :math:`m > 0`)
+=============  =========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Schedule = optax.Schedule
+
+DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "exponential", "inverse")
+_EXP_FLOOR = 1e-3
+
+
+# --------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------
+def _positive(name: str, v) -> None:
+    if not np.all(np.asarray(v) > 0):
+        raise ValueError(f"{name} must be > 0, got {v!r}")
+
+
+def _nonneg(name: str, v) -> None:
+    if not np.all(np.asarray(v) >= 0):
+        raise ValueError(f"{name} must be >= 0, got {v!r}")
+
+
+def _fraction(name: str, v) -> None:
+    a = np.asarray(v)
+    if not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
+
+
+def _steps(name: str, v, minimum: int = 1) -> None:
+    if not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+
+
+def _shape(shape: str) -> None:
+    if shape not in DECAY_SHAPES:
+        raise ValueError(f"decay_shape must be one of {DECAY_SHAPES}, got {shape!r}")
+
+
+def decay_factor(p, shape_id, final_ratio):
+    """Factor in [m, 1] at decay progress ``p``; ``shape_id`` indexes :data:`DECAY_SHAPES`.
+
+    All arguments may be arrays (traced), so the shape itself can be vmapped over.
+    """
+    p = jnp.clip(p, 0.0, 1.0)
+    m = final_ratio
+    lin = m + (1 - m) * (1 - p)
+    cos = m + (1 - m) * 0.5 * (1 + jnp.cos(jnp.pi * p))
+    sq = m + (1 - m) * (1 - jnp.sqrt(p))
+    ex = jnp.maximum(m, _EXP_FLOOR) ** p
+    safe_m = jnp.where(m > 0, m, 1.0)
+    inv = jnp.where(m > 0, 1.0 / ((1.0 / safe_m - 1.0) * p + 1.0), lin)
+    return jnp.select(
+        [shape_id == 0, shape_id == 1, shape_id == 2, shape_id == 3], [lin, cos, sq, ex], inv
+    )
+
+
+# --------------------------------------------------------------------------------------
+# validated constructors (optax schedules)
+# --------------------------------------------------------------------------------------
+def constant(peak_value: float) -> Schedule:
+    """:math:`\\eta_t = \\eta`."""
+    _positive("peak_value", peak_value)
+    return optax.constant_schedule(peak_value)
+
+
+def cosine(peak_value: float, total_steps: int, final_ratio: float = 0.0, warmup_steps: int = 0) -> Schedule:
+    r"""Cosine decay :math:`\eta_t = \eta(m + (1-m)\tfrac12(1+\cos(\pi t/T)))` (optax's), optional warmup."""
+    _positive("peak_value", peak_value)
+    _steps("total_steps", total_steps)
+    _fraction("final_ratio", final_ratio)
+    _steps("warmup_steps", warmup_steps, 0)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be < total_steps ({total_steps})")
+    cos = optax.cosine_decay_schedule(peak_value, total_steps - warmup_steps, alpha=final_ratio)
+    if warmup_steps == 0:
+        return cos
+    warm = optax.linear_schedule(0.0, peak_value, warmup_steps)
+    return optax.join_schedules([warm, cos], [warmup_steps])
+
+
+def linear_decay(peak_value: float, total_steps: int, final_ratio: float = 0.0, warmup_steps: int = 0) -> Schedule:
+    r"""Linear decay to :math:`m\eta` at step :math:`T` (the worst-case optimal schedule of Defazio et al.)."""
+    return wsd(peak_value, total_steps, decay_fraction=1.0 - warmup_steps / max(total_steps, 1),
+               warmup_steps=warmup_steps, final_ratio=final_ratio, decay_shape="linear")
+
+
+def wsd(
+    peak_value: float,
+    total_steps: int,
+    *,
+    decay_fraction: float = 0.1,
+    warmup_steps: int = 0,
+    final_ratio: float = 0.0,
+    decay_shape: str = "linear",
+) -> Schedule:
+    r"""Warmup-Stable-Decay (Wen et al. 2024, Sec. 1; Hu et al. 2024).
+
+    Linear warmup :math:`0 \to \eta` over ``warmup_steps``, constant :math:`\eta` until
+    :math:`T_s = T - \lfloor fT \rceil`, then decay of shape ``decay_shape`` to :math:`m\eta` at
+    :math:`T`; constant :math:`m\eta` afterwards. Built with ``optax.join_schedules``.
+    """
+    _positive("peak_value", peak_value)
+    _steps("total_steps", total_steps)
+    _fraction("decay_fraction", decay_fraction)
+    _fraction("final_ratio", final_ratio)
+    _steps("warmup_steps", warmup_steps, 0)
+    _shape(decay_shape)
+    if decay_shape == "inverse" and final_ratio <= 0:
+        raise ValueError("final_ratio must be > 0 for decay_shape='inverse'")
+    n_decay = int(round(decay_fraction * total_steps))
+    t_stable = total_steps - n_decay
+    if warmup_steps > t_stable:
+        raise ValueError(
+            f"warmup_steps ({warmup_steps}) must be <= total_steps * (1 - decay_fraction) "
+            f"({t_stable}): the warmup would run into the decay"
+        )
+    sid = DECAY_SHAPES.index(decay_shape)
+    pieces, bounds = [], []
+    if warmup_steps:
+        pieces.append(optax.linear_schedule(0.0, peak_value, warmup_steps))
+        bounds.append(warmup_steps)
+    pieces.append(optax.constant_schedule(peak_value))
+    if n_decay:
+        bounds.append(t_stable)
+        pieces.append(lambda t: peak_value * decay_factor(t / n_decay, sid, final_ratio))
+    return optax.join_schedules(pieces, bounds) if bounds else pieces[0]
+
+
+def cyclic_cosine(peak_value: float, cycle_ends: Sequence[int], final_ratio: float = 0.1) -> Schedule:
+    r"""Cyclic cosine: cosine from :math:`\eta` to :math:`m\eta` within each cycle, then restart.
+
+    ``cycle_ends`` are the increasing step counts at which cycles end (the budgets).
+    """
+    _positive("peak_value", peak_value)
+    _fraction("final_ratio", final_ratio)
+    ends = check_budgets(cycle_ends)
+    starts = [0] + ends[:-1]
+    pieces = [optax.cosine_decay_schedule(peak_value, e - s, alpha=final_ratio) for s, e in zip(starts, ends)]
+    return optax.join_schedules(pieces, ends[:-1]) if len(pieces) > 1 else pieces[0]
+
+
+def check_budgets(budgets: Sequence[int]) -> list[int]:
+    """Budgets must be integers >= 1 and strictly increasing."""
+    b = [int(x) for x in budgets]
+    if not b:
+        raise ValueError("budgets must be a non-empty list of step counts")
+    if any(x < 1 for x in b) or any(y <= x for x, y in zip(b, b[1:])):
+        raise ValueError(f"budgets must be integers >= 1 and strictly increasing, got {list(budgets)}")
+    return b
+
+
+# --------------------------------------------------------------------------------------
+# the array-parametrized family (vmappable over every hyperparameter, shape included)
+# --------------------------------------------------------------------------------------
+class Family(NamedTuple):
+    """Hyperparameters of :func:`family_schedule`, each a scalar array (vmappable).
+
+    constant: ``decay_fraction=0``; cosine to 0: ``decay_fraction=1, shape=cosine``; linear
+    decay: ``decay_fraction=1, shape=linear``; WSD: ``0 < decay_fraction < 1``.
+    """
+
+    peak: jnp.ndarray
+    decay_fraction: jnp.ndarray
+    shape_id: jnp.ndarray  # index into DECAY_SHAPES
+    final_ratio: jnp.ndarray
+    warmup_steps: jnp.ndarray
+
+
+def family(
+    peak: float,
+    decay_fraction: float = 0.0,
+    decay_shape: str = "linear",
+    final_ratio: float = 0.0,
+    warmup_steps: int = 0,
+) -> Family:
+    """Validated :class:`Family` from Python values."""
+    _positive("peak_value", peak)
+    _fraction("decay_fraction", decay_fraction)
+    _fraction("final_ratio", final_ratio)
+    _nonneg("warmup_steps", warmup_steps)
+    _shape(decay_shape)
+    return Family(
+        jnp.asarray(peak, float),
+        jnp.asarray(decay_fraction, float),
+        jnp.asarray(DECAY_SHAPES.index(decay_shape)),
+        jnp.asarray(final_ratio, float),
+        jnp.asarray(warmup_steps, float),
+    )
+
+
+def family_schedule(fam: Family, total_steps: int) -> Schedule:
+    r"""WSD-family schedule with array hyperparameters (see :class:`Family`).
+
+    .. math:: \eta_t = \eta\,\min(1, t/W)\; s\!\left(\frac{t - (1-f)T}{fT}\right)
+
+    with decay factor :math:`s` of the chosen shape (:func:`decay_factor`).
+    """
+    _steps("total_steps", total_steps)
+    T = float(total_steps)
+
+    def schedule(step):
+        t = jnp.asarray(step, jnp.result_type(float))
+        warm = jnp.where(fam.warmup_steps > 0, jnp.minimum(1.0, t / jnp.maximum(fam.warmup_steps, 1.0)), 1.0)
+        n_decay = fam.decay_fraction * T
+        start = T - n_decay
+        p = jnp.where(n_decay > 0, (t - start) / jnp.maximum(n_decay, 1e-12), 0.0)
+        p = jnp.where(t >= start, p, 0.0)
+        fac = jnp.where(n_decay > 0, decay_factor(p, fam.shape_id, fam.final_ratio), 1.0)
+        return fam.peak * warm * fac
+
+    return schedule
+
+
+def as_array(schedule: Schedule, n_steps: int) -> np.ndarray:
+    """The schedule evaluated at steps 0..n_steps-1 (float64 NumPy), e.g. to feed ``theory/``."""
+    return np.asarray(schedule(jnp.arange(n_steps)), dtype=np.float64)
+
+
+FAMILY_KEYS = ("lr", "decay_fraction", "shape_id", "final_ratio", "warmup_steps")
+
+
+def family_from_hparams(hp, total_steps: int) -> Schedule:
+    """The :func:`family_schedule` read from a sweep's hparams dict.
+
+    Keys: ``lr`` (peak, required), ``decay_fraction`` (default 0: constant), ``shape_id``
+    (default 0: linear), ``final_ratio`` (default 0), ``warmup_steps`` (default 0). Missing keys
+    take their defaults, so a sweep over ``lr`` alone is a constant-lr sweep.
+    """
+    if "lr" not in hp:
+        raise ValueError("hparams must contain 'lr' (the peak learning rate)")
+    lr = jnp.asarray(hp["lr"])
+    z = jnp.zeros_like(lr)
+    fam = Family(
+        peak=lr,
+        decay_fraction=jnp.asarray(hp.get("decay_fraction", z)),
+        shape_id=jnp.asarray(hp.get("shape_id", 0)),
+        final_ratio=jnp.asarray(hp.get("final_ratio", z)),
+        warmup_steps=jnp.asarray(hp.get("warmup_steps", z)),
+    )
+    return family_schedule(fam, total_steps)

@@ -1,0 +1,469 @@
+"""The sweep engine: one compiled ``jit(vmap(vmap(run)))`` call per chunk of (hparams x seeds).
+
+A simulation is ``make_run(cfg) -> run(key, hparams) -> (final, traj)`` where
+
+* ``cfg`` is a static, hashable config (a frozen dataclass);
+* ``key`` is a typed PRNG key (``jax.random.key``), ``hparams`` a dict of scalar arrays;
+* ``final`` is a dict of per-run arrays, ``traj`` a dict of arrays whose leading axis is the
+  record axis (``step``).
+
+:func:`scan_with_records` is the one training loop every sim uses (``lax.scan`` in blocks of
+``log_every`` steps, exact divergence step); :func:`sweep` executes a sweep over named hparam
+axes and seeds and returns an :class:`xarray.Dataset`.
+
+Random numbers: seed ``s`` of a sweep gets ``fold_in(key, s)`` whatever the hparams or the
+chunking (common random numbers across hparams), and step ``t`` of a run gets
+``fold_in(run_key, t // log_every)`` split over the block. The result is therefore the same
+bits whatever the chunk size or device count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import NamedSharding, PartitionSpec
+
+log = logging.getLogger(__name__)
+
+Array = jax.Array
+RunFn = Callable[[Array, Mapping[str, Array]], tuple[dict, dict]]
+
+__all__ = [
+    "LoopOut",
+    "scan_with_records",
+    "record_steps",
+    "sweep",
+    "batched",
+    "config_to_json",
+]
+
+
+# --------------------------------------------------------------------------------------
+# The shared loop
+# --------------------------------------------------------------------------------------
+class LoopOut(NamedTuple):
+    """What :func:`scan_with_records` returns."""
+
+    state: Any  # final state
+    traj: dict  # records, leading axis = n_steps // log_every + 1 (step 0 included)
+    diverged_step: Array  # int32, first step whose state is non-finite or out of bound; -1 if none
+
+
+def record_steps(n_steps: int, log_every: int) -> np.ndarray:
+    """Step coordinates of the records made by :func:`scan_with_records`."""
+    _check_loop(n_steps, log_every)
+    return np.arange(0, n_steps + 1, log_every)
+
+
+def _check_loop(n_steps: int, log_every: int) -> None:
+    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if not isinstance(log_every, (int, np.integer)) or log_every < 1:
+        raise ValueError(f"log_every must be an integer >= 1, got {log_every!r}")
+    if n_steps % log_every:
+        raise ValueError(
+            f"n_steps ({n_steps}) must be a multiple of log_every ({log_every})"
+        )
+
+
+def _bad(state, bound: float | None) -> Array:
+    """True where any leaf of ``state`` is non-finite (or exceeds ``bound`` in abs value)."""
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    bad = jnp.asarray(False)
+    for x in leaves:
+        bad = bad | ~jnp.all(jnp.isfinite(x))
+        if bound is not None:
+            bad = bad | jnp.any(jnp.abs(x) > bound)
+    return bad
+
+
+def scan_with_records(
+    key: Array,
+    step_fn: Callable[[Array, Any, Array], Any],
+    init_state: Any,
+    record_fn: Callable[[Any, Array], dict],
+    *,
+    n_steps: int,
+    log_every: int,
+    bound: float | None = None,
+    freeze_on_divergence: bool = True,
+    noise: Callable[[Array, int], Any] | None = None,
+    noise_chunk: int | None = None,
+    unroll: int = 1,
+) -> LoopOut:
+    """Run ``state <- step_fn(rand_t, state, t)`` for ``t = 0..n_steps-1`` and record.
+
+    ``rand_t`` is a fresh key per step, or, when ``noise(block_key, log_every)`` is given, the
+    slice ``t`` of the noise that function draws once per ``noise_chunk`` steps (default
+    ``log_every``): one batched RNG call instead of a key split per step, since these sims are
+    RNG-bound. Choose ``noise_chunk`` so that a chunk of noise for all vmapped runs stays in cache.
+
+    ``record_fn(state, t)`` is evaluated at step 0 and after every ``log_every`` steps. The
+    divergence step is exact (checked every step): the first ``t + 1`` whose state is non-finite
+    or has a leaf with ``|x| > bound``. With ``freeze_on_divergence`` the state stops updating
+    from then on (records keep the last bad state) so that a diverged run costs no NaN storms.
+    """
+    _check_loop(n_steps, log_every)
+    n_blocks = n_steps // log_every
+
+    def one_step(carry, inp):
+        state, div = carry
+        k, t = inp
+        new = step_fn(k, state, t)
+        bad = _bad(new, bound)
+        div = jnp.where((div < 0) & bad, (t + 1).astype(div.dtype), div)
+        if freeze_on_divergence:
+            # keep the first bad state: later steps would only produce inf/nan
+            frozen = div >= 0
+            new = jax.tree.map(lambda n, o: jnp.where(frozen & (div < t + 1), o, n), new, state)
+        return (new, div), None
+
+    if noise_chunk is None or noise is None:
+        noise_chunk = log_every
+    if noise_chunk < 1 or log_every % noise_chunk:
+        raise ValueError(f"noise_chunk ({noise_chunk}) must divide log_every ({log_every})")
+    n_sub = log_every // noise_chunk
+
+    def sub_block(carry, j_b):
+        j, b = j_b
+        skey = jax.random.fold_in(jax.random.fold_in(key, b), j)
+        rand = noise(skey, noise_chunk) if noise is not None else jax.random.split(skey, noise_chunk)
+        ts = (b * log_every + j * noise_chunk + jnp.arange(noise_chunk)).astype(jnp.int32)
+        return jax.lax.scan(one_step, carry, (rand, ts), unroll=unroll)
+
+    def block(carry, b):
+        js = jnp.arange(n_sub, dtype=jnp.int32)
+        carry, _ = jax.lax.scan(sub_block, carry, (js, jnp.full((n_sub,), b, jnp.int32)))
+        state, _ = carry
+        return carry, record_fn(state, (b + 1) * log_every)
+
+    div0 = jnp.where(_bad(init_state, bound), 0, -1).astype(jnp.int32)
+    rec0 = record_fn(init_state, jnp.asarray(0))
+    (state, div), recs = jax.lax.scan(block, (init_state, div0), jnp.arange(n_blocks, dtype=jnp.int32))
+    traj = jax.tree.map(lambda r0, r: jnp.concatenate([r0[None], r], axis=0), rec0, recs)
+    return LoopOut(state, traj, div)
+
+
+# --------------------------------------------------------------------------------------
+# The sweep
+# --------------------------------------------------------------------------------------
+_BATCHED: dict[Any, Callable] = {}
+
+
+def batched(run: RunFn) -> Callable:
+    """``jit(vmap(vmap(run)))``: outer axis hparams, inner axis seeds (keys shared across hparams).
+
+    Cached per ``run`` object, so calling a sweep again with other hparam *values* (same shapes)
+    reuses the compiled executable.
+    """
+    fn = _BATCHED.get(run)
+    if fn is None:
+        over_seeds = jax.vmap(run, in_axes=(0, None))
+        over_hparams = jax.vmap(over_seeds, in_axes=(None, 0))
+        fn = jax.jit(over_hparams)
+        _BATCHED[run] = fn
+    return fn
+
+
+def _hparam_points(
+    axes: Mapping[str, Sequence[float]], mode: str
+) -> tuple[dict[str, np.ndarray], list[str], list[int]]:
+    """Flatten named axes into P points. Returns (flat values per name, dims, shape)."""
+    if mode not in ("grid", "zip"):
+        raise ValueError(f"mode must be 'grid' or 'zip', got {mode!r}")
+    if not axes:
+        return {}, [], []
+    vals = {k: np.asarray(v) for k, v in axes.items()}
+    for k, v in vals.items():
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError(f"hparam axis {k!r} must be a non-empty 1-D list of values")
+    if mode == "grid":
+        names = list(vals)
+        shape = [vals[k].size for k in names]
+        mesh = np.meshgrid(*[vals[k] for k in names], indexing="ij")
+        return {k: m.reshape(-1) for k, m in zip(names, mesh)}, names, shape
+    sizes = {v.size for v in vals.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"mode='zip' needs equally long hparam lists, got sizes {sorted(sizes)}")
+    return vals, ["point"], [sizes.pop()]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except Exception:  # pragma: no cover - git missing
+        return "unknown"
+
+
+def config_to_json(cfg: Any) -> str:
+    """A stable JSON string for a config (dataclass, NamedTuple or mapping)."""
+    if dataclasses.is_dataclass(cfg):
+        cfg = dataclasses.asdict(cfg)
+    elif hasattr(cfg, "_asdict"):
+        cfg = cfg._asdict()
+    return json.dumps(cfg, sort_keys=True, default=repr)
+
+
+def _chunk_sizes(per_run_bytes: int, n_points: int, n_seeds: int, n_dev: int, max_bytes: int):
+    """Seeds per chunk (multiple of n_dev) and hparam points per chunk under ``max_bytes``."""
+    max_runs = max(n_dev, max_bytes // max(per_run_bytes, 1))
+    s_pad = -(-n_seeds // n_dev) * n_dev
+    s_c = min(s_pad, max(n_dev, (max_runs // n_dev) * n_dev))
+    h_c = max(1, min(n_points, max_runs // s_c))
+    return s_c, h_c
+
+
+def sweep(
+    run: RunFn,
+    axes: Mapping[str, Sequence[float]] | None = None,
+    *,
+    seeds: int,
+    key: Array,
+    steps: np.ndarray | None = None,
+    mode: str = "grid",
+    fixed: Mapping[str, float] | None = None,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    cfg: Any = None,
+    max_bytes: int = 256 * 2**20,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    steps_per_run: int | None = None,
+    dtype: Any = None,
+) -> xr.Dataset:
+    """Run ``run`` over named hparam ``axes`` x ``seeds`` and return an ``xarray.Dataset``.
+
+    Args:
+      run: ``run(key, hparams) -> (final, traj)`` (see module docstring).
+      axes: name -> 1-D values. ``mode='grid'``: the Cartesian product (one dim per name);
+        ``mode='zip'``: equal-length lists zipped into one dim ``point``.
+      seeds: number of seeds (>= 1). Seed ``s`` uses ``fold_in(key, s)``.
+      key: typed PRNG key.
+      steps: coordinate of the record axis of ``traj`` (dim ``step``).
+      fixed: hparams held constant (not swept) passed to every run.
+      dims: extra dim names for trailing axes of a variable (``{"x": ("coord",)}``).
+      coords: coordinates for extra dims.
+      cfg: the static config (stored in attrs and hashed for the resume cache).
+      max_bytes: memory bound on one chunk's outputs; chunks split (hparam x seed).
+      cache_dir: if given, each chunk is saved there as it finishes and a rerun of the same
+        sweep (same config hash) loads finished chunks instead of recomputing them.
+      progress: tqdm over chunks with steps/s (needs ``steps_per_run``).
+      dtype: dtype to cast float hparams to (default: jax's default float).
+
+    The returned Dataset has ``diverged`` (bool) and ``diverged_step`` (int, -1 if finite)
+    per run; ``attrs['n_diverged']`` counts them and a warning is logged when any diverged.
+    """
+    if not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+    axes = dict(axes or {})
+    fixed = dict(fixed or {})
+    overlap = set(axes) & set(fixed)
+    if overlap:
+        raise ValueError(f"hparams {sorted(overlap)} are both swept and fixed")
+    flat, hp_dims, hp_shape = _hparam_points(axes, mode)
+    n_points = int(np.prod(hp_shape)) if hp_shape else 1
+    fdtype = dtype or jnp.zeros(()).dtype
+
+    def _cast(v):
+        v = np.asarray(v)
+        return v.astype(fdtype) if np.issubdtype(v.dtype, np.floating) else v
+
+    flat_all = {k: _cast(v) for k, v in flat.items()}
+    flat_all.update({k: np.full((n_points,), _cast(v)) for k, v in fixed.items()})
+    if not flat_all:  # a run with no hparams still gets a (empty) dict
+        flat_all = {}
+
+    devices = jax.devices()
+    n_dev = len(devices)
+    mesh = jax.make_mesh(
+        (n_dev,), ("runs",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
+    )
+    seed_sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    repl = NamedSharding(mesh, PartitionSpec())
+
+    # per-run output size from shapes only
+    one_hp = {k: jnp.asarray(v[0]) for k, v in flat_all.items()}
+    out_shape = jax.eval_shape(run, jax.random.key(0), one_hp)
+    per_run_bytes = sum(
+        int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(out_shape)
+    )
+    s_c, h_c = _chunk_sizes(per_run_bytes, n_points, seeds, n_dev, max_bytes)
+    seed_blocks = list(range(0, seeds, s_c))
+    hp_blocks = list(range(0, n_points, h_c))
+
+    fn = batched(run)
+    key_data = np.asarray(jax.random.key_data(key))
+    sweep_id = hashlib.sha256(
+        json.dumps(
+            {
+                "cfg": config_to_json(cfg),
+                "axes": {k: np.asarray(v).tolist() for k, v in axes.items()},
+                "fixed": {k: np.asarray(v).tolist() for k, v in fixed.items()},
+                "mode": mode,
+                "seeds": seeds,
+                "key": key_data.tolist(),
+                "layout": [s_c, h_c],
+                "dtype": str(np.dtype(fdtype)),
+                "x64": bool(jax.config.jax_enable_x64),
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir) / sweep_id if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+
+    def run_chunk(h0: int, s0: int):
+        hp_idx = np.minimum(np.arange(h0, h0 + h_c), n_points - 1)  # pad by repeating the last
+        seed_idx = np.arange(s0, s0 + s_c)  # extra seeds beyond `seeds` are dropped afterwards
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_idx))
+        keys = jax.device_put(keys, seed_sharding)
+        hps = {k: jax.device_put(jnp.asarray(v[hp_idx]), repl) for k, v in flat_all.items()}
+        final, traj = fn(keys, hps)
+        jax.block_until_ready((final, traj))
+        nh = min(h_c, n_points - h0)
+        ns = min(s_c, seeds - s0)
+        cut = lambda x: np.asarray(x)[:nh, :ns]  # noqa: E731
+        return {f"final/{k}": cut(v) for k, v in final.items()} | {
+            f"traj/{k}": cut(v) for k, v in traj.items()
+        }
+
+    chunks = list(itertools.product(hp_blocks, seed_blocks))
+    results: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(chunks), desc="sweep", unit="chunk", leave=False)
+    t_start = time.perf_counter()
+    done_steps = 0
+    for h0, s0 in chunks:
+        path = cache / f"chunk_h{h0}_s{s0}.npz" if cache is not None else None
+        if path is not None and path.exists():
+            with np.load(path) as z:
+                results[(h0, s0)] = {k: z[k] for k in z.files}
+        else:
+            res = run_chunk(h0, s0)
+            if path is not None:
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, **res)
+                os.replace(tmp, path)  # atomic: an interruption loses only the chunk in flight
+            results[(h0, s0)] = res
+            if steps_per_run:
+                done_steps += steps_per_run * min(h_c, n_points - h0) * min(s_c, seeds - s0)
+        if bar is not None:
+            el = time.perf_counter() - t_start
+            if steps_per_run and el > 0:
+                bar.set_postfix_str(f"{done_steps / el:.3g} steps/s")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    # assemble [P, S, ...]
+    names = list(results[chunks[0]].keys())
+    full = {}
+    for name in names:
+        rows = []
+        for h0 in hp_blocks:
+            rows.append(np.concatenate([results[(h0, s0)][name] for s0 in seed_blocks], axis=1))
+        full[name] = np.concatenate(rows, axis=0)
+
+    return _to_dataset(
+        full,
+        hp_dims=hp_dims,
+        hp_shape=hp_shape,
+        axes=axes,
+        mode=mode,
+        seeds=seeds,
+        steps=steps,
+        dims=dims or {},
+        coords=coords or {},
+        cfg=cfg,
+        sweep_id=sweep_id,
+        n_dev=n_dev,
+    )
+
+
+def _to_dataset(full, *, hp_dims, hp_shape, axes, mode, seeds, steps, dims, coords, cfg, sweep_id, n_dev):
+    data_vars = {}
+    lead = list(hp_dims) + ["seed"]
+    lead_shape = list(hp_shape) + [seeds]
+    div_step = None
+    traj_finite = None
+    for name, arr in full.items():
+        kind, var = name.split("/", 1)
+        arr = arr.reshape(lead_shape + list(arr.shape[2:]))
+        rest = []
+        if kind == "traj":
+            rest = ["step"]
+            fin = np.isfinite(arr) if np.issubdtype(arr.dtype, np.inexact) else np.ones(arr.shape, bool)
+            fin = fin.reshape(lead_shape + [arr.shape[len(lead_shape)], -1]).all(-1)
+            traj_finite = fin if traj_finite is None else traj_finite & fin
+        extra = list(dims.get(var, ()))
+        n_extra = arr.ndim - len(lead) - len(rest)
+        if len(extra) < n_extra:
+            extra = extra + [f"{var}_dim{i}" for i in range(len(extra), n_extra)]
+        if kind == "final" and var == "diverged_step":
+            div_step = arr
+            continue
+        data_vars[var] = (lead + rest + extra[:n_extra], arr)
+    if div_step is None:
+        # fall back to the first non-finite record
+        if traj_finite is not None:
+            bad = ~traj_finite
+            first = np.argmax(bad, axis=-1)
+            rec = np.asarray(steps) if steps is not None else np.arange(bad.shape[-1])
+            div_step = np.where(bad.any(-1), rec[first], -1)
+        else:
+            div_step = np.full(lead_shape, -1)
+    data_vars["diverged_step"] = (lead, div_step.astype(np.int64))
+    data_vars["diverged"] = (lead, div_step >= 0)
+    cds: dict[str, Any] = {"seed": np.arange(seeds)}
+    if mode == "grid":
+        cds.update({k: np.asarray(v) for k, v in axes.items()})
+    elif axes:
+        cds["point"] = np.arange(hp_shape[0])
+        cds.update({k: ("point", np.asarray(v)) for k, v in axes.items()})
+    if steps is not None:
+        cds["step"] = np.asarray(steps)
+    cds.update(coords)
+    n_div = int((div_step >= 0).sum())
+    ds = xr.Dataset(data_vars, coords=cds)
+    ds.attrs.update(
+        {
+            "config": config_to_json(cfg),
+            "sweep_id": sweep_id,
+            "jax_version": jax.__version__,
+            "device_kind": jax.devices()[0].device_kind,
+            "platform": jax.devices()[0].platform,
+            "device_count": n_dev,
+            "git_commit": _git_commit(),
+            "n_diverged": n_div,
+        }
+    )
+    if n_div:
+        log.warning("sweep %s: %d of %d runs diverged", sweep_id, n_div, div_step.size)
+    return ds

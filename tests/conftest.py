@@ -1,0 +1,35 @@
+"""Shared test fixtures. Tests state the prediction, the statistic and why the tolerance is what it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def getkey():
+    """A fresh typed key per call (equinox style), deterministic per test."""
+    state = {"key": jax.random.key(1234)}
+
+    def _next():
+        state["key"], sub = jax.random.split(state["key"])
+        return sub
+
+    return _next
+
+
+def run_py(args, env_extra=None, timeout=600, cwd=ROOT):
+    """Run ``python args...`` in a subprocess with the repo on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["MPLBACKEND"] = "Agg"
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)

@@ -1,0 +1,75 @@
+"""The figures CLI end to end (subprocess): list, run with --set, bad input -> exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from figures import _core
+from tests.conftest import run_py
+
+
+def test_list_names_every_figure():
+    r = run_py(["-m", "figures", "list"])
+    assert r.returncode == 0, r.stderr
+    for name in _core.REGISTRY:
+        assert name in r.stdout
+
+
+def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
+    out = tmp_path / "out"
+    r = run_py(["-m", "figures", "run", "quadratic_sgd", "--quick", "--seeds", "400", "--set", "n_steps=400",
+                "--set", "lr_grid=0.1,1.0,2.5", "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    for suffix in (".png", ".nc", ".claims.json"):
+        assert (out / f"quadratic_sgd{suffix}").stat().st_size > 0
+    rec = json.loads((out / "quadratic_sgd.claims.json").read_text())
+    assert rec["config"]["seeds"] == 400 and rec["config"]["lr_grid"] == [0.1, 1.0, 2.5]
+    assert all(c["status"] == "pass" for c in rec["claims"])
+    report = (out / "REPORT.md").read_text()
+    assert "divergence_boundary" in report and "| **pass** |" in report
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "no_such_figure"], "unknown figure"),
+        (["run", "quadratic_sgd", "--set", "peak_lr=-0.1"], "peak_lr"),
+        (["run", "quadratic_sgd", "--set", "seeds=0"], "seeds"),
+        (["run", "quadratic_sgd", "--seeds", "0"], "seeds"),
+        (["run", "quadratic_sgd", "--set", "nope=1"], "unknown config key"),
+        (["run", "quadratic_sgd", "--set", "n_steps=ten"], "n_steps"),
+        (["run", "quadratic_sgd", "--set", "n_steps"], "key=value"),
+        (["run", "quadratic_sgd", "--set", "n_steps=1001"], "multiple of log_every"),
+        (["run", "quadratic_sgd", "--bogus"], "unrecognized"),
+    ],
+)
+def test_bad_input_exit_2_nothing_written(tmp_path, args, needle):
+    out = tmp_path / "out"
+    r = run_py(["-m", "figures", *args, "--out", str(out)])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_validate_rejects_nonfinite_and_reports_range():
+    mod = _core.load("quadratic_sgd")
+    with pytest.raises(_core.UserError, match=r"sigma=.*must be >= 0"):
+        _core.resolve_config(mod, "quick", None, ["sigma=-1"])
+    with pytest.raises(_core.UserError, match="peak_lr"):
+        _core.resolve_config(mod, "quick", None, ["peak_lr=nan"])
+    with pytest.raises(_core.UserError, match="preset"):
+        _core.resolve_config(mod, "medium")
+
+
+def test_claim_status_and_report(tmp_path):
+    """FAIL vs 'not reproduced' (a documented finding) vs pass, as the report shows them."""
+    c = [_core.Claim("a", "s", "1", "1", "z", True), _core.Claim("b", "s", "1", "2", "z", False),
+         _core.Claim("c", "s", "1", "2", "z", False, finding="toy too small")]
+    assert [x.status for x in c] == ["pass", "FAIL", "not reproduced"]
+    (tmp_path / "x.claims.json").write_text(json.dumps(
+        {"figure": "x", "preset": "quick", "claims": [vars(x) | {"status": x.status} for x in c]}))
+    rep = _core.write_report(tmp_path).read_text()
+    assert "**not reproduced**" in rep and "**FAIL**" in rep and "1 pass, 1 not reproduced, 1 fail" in rep

@@ -1,0 +1,189 @@
+"""The sweep engine: determinism, chunk/device invariance, no recompilation, resume, NaN flags."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+
+from sims import sweep as sw
+from sims.quadratic import QuadraticConfig, make_run
+from tests.conftest import run_py
+
+CFG = QuadraticConfig(a=(1.0, 3.0), sigma=(0.5,), x0=(1.0,), n_steps=200, log_every=20)
+AXES = {"lr": [0.05, 0.1, 0.2, 0.3]}
+
+
+def _sweep(**kw):
+    kw.setdefault("seeds", 10)
+    kw.setdefault("key", jax.random.key(7))
+    return sw.sweep(make_run(CFG), AXES, steps=CFG.steps(), cfg=CFG, progress=False, **kw)
+
+
+def test_dataset_layout_and_attrs():
+    ds = _sweep()
+    assert ds.loss.dims == ("lr", "seed", "step")
+    assert ds.loss.shape == (4, 10, 11)
+    np.testing.assert_array_equal(ds.step.values, np.arange(0, 201, 20))
+    for k in ("config", "jax_version", "device_kind", "device_count", "git_commit", "sweep_id"):
+        assert k in ds.attrs
+    assert json.loads(ds.attrs["config"])["n_steps"] == 200
+
+
+def test_same_key_same_bits_and_other_key_differs():
+    a, b = _sweep(), _sweep()
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+    c = _sweep(key=jax.random.key(8))
+    assert not np.array_equal(a.loss.values, c.loss.values)
+
+
+def test_chunking_does_not_change_bits():
+    """Seed s always gets fold_in(key, s): a sweep split into many small chunks (tiny memory
+    bound) gives the very same bits as one chunk."""
+    one = _sweep()
+    many = _sweep(max_bytes=200)  # forces one run per chunk
+    np.testing.assert_array_equal(one.loss.values, many.loss.values)
+
+
+def test_grid_and_zip_modes():
+    g = sw.sweep(make_run(CFG), {"lr": [0.1, 0.2], "decay_fraction": [0.0, 0.5, 1.0]}, seeds=3,
+                 key=jax.random.key(0), steps=CFG.steps(), progress=False)
+    assert g.loss.dims == ("lr", "decay_fraction", "seed", "step")
+    z = sw.sweep(make_run(CFG), {"lr": [0.1, 0.2], "decay_fraction": [0.0, 0.5]}, mode="zip", seeds=3,
+                 key=jax.random.key(0), steps=CFG.steps(), progress=False)
+    assert z.loss.dims == ("point", "seed", "step")
+    # same (lr, frac) and same seeds -> same bits in both layouts (common random numbers)
+    np.testing.assert_array_equal(z.loss.isel(point=1).values, g.loss.sel(lr=0.2, decay_fraction=0.5).values)
+
+
+def test_no_recompile_when_hparam_values_change():
+    """Changing hparam values (same shapes) must reuse the compiled executable."""
+    traces = []
+    base = make_run(CFG)
+
+    def run(key, hp):
+        traces.append(1)  # Python side effect: runs only when JAX traces
+        return base(key, hp)
+
+    kw = dict(seeds=6, key=jax.random.key(0), steps=CFG.steps(), progress=False)
+    sw.sweep(run, {"lr": [0.1, 0.2]}, **kw)
+    n = len(traces)
+    sw.sweep(run, {"lr": [0.05, 0.3]}, **kw)
+    sw.sweep(run, {"lr": [0.01, 0.02]}, **{**kw, "key": jax.random.key(5)})
+    assert len(traces) == n  # eval_shape traces once per sweep? no: it is cached with the jit too
+    fn = sw.batched(run)
+    assert fn._cache_size() == 1
+
+
+def test_make_run_is_cached_per_config():
+    assert make_run(CFG) is make_run(QuadraticConfig(a=(1.0, 3.0), sigma=(0.5,), x0=(1.0,), n_steps=200,
+                                                     log_every=20))
+
+
+def test_resume_after_interruption(tmp_path, monkeypatch):
+    """Interrupt after 2 of 4 chunks; the rerun computes only the 2 missing chunks and the
+    Dataset is identical to an uninterrupted sweep."""
+    full = _sweep(max_bytes=600)  # 52 B per run -> 11 runs per chunk: one hparam point (10 seeds)
+    calls = {"n": 0}
+    real = sw.batched(make_run(CFG))
+
+    def flaky(keys, hps):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(keys, hps)
+
+    monkeypatch.setitem(sw._BATCHED, make_run(CFG), flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(max_bytes=600, cache_dir=tmp_path)
+    saved = list(tmp_path.rglob("chunk_*.npz"))
+    assert len(saved) == 2 and not list(tmp_path.rglob("*.tmp.npz"))
+    calls["n"] = -100  # no more interruptions
+    resumed = _sweep(max_bytes=600, cache_dir=tmp_path)
+    assert calls["n"] == -100 + 2  # only the two missing chunks ran
+    xr.testing.assert_identical(full.drop_attrs(), resumed.drop_attrs())
+
+
+def test_nan_is_flagged_with_its_step():
+    """A run that turns non-finite at step 37 is flagged diverged at exactly that step."""
+
+    def step(k, x, t):
+        return jnp.where(t == 36, jnp.nan, x + 1.0)
+
+    def run(key, hp):
+        res = sw.scan_with_records(key, step, jnp.zeros(()), lambda s, t: {"x": s}, n_steps=100, log_every=10)
+        return {"diverged_step": res.diverged_step}, res.traj
+
+    ds = sw.sweep(run, {"lr": [0.1]}, seeds=2, key=jax.random.key(0), steps=sw.record_steps(100, 10),
+                  progress=False)
+    assert ds.diverged.all() and (ds.diverged_step == 37).all()
+    assert ds.attrs["n_diverged"] == 2
+
+
+def test_fallback_divergence_from_records():
+    """Without a diverged_step output, the engine flags the first non-finite record."""
+
+    def run(key, hp):
+        x = jnp.where(jnp.arange(5) >= 3, jnp.inf, 1.0) * hp["lr"]
+        return {}, {"x": x}
+
+    ds = sw.sweep(run, {"lr": [1.0, 2.0]}, seeds=2, key=jax.random.key(0), steps=np.arange(5) * 10,
+                  progress=False)
+    assert (ds.diverged_step == 30).all()
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [(dict(seeds=0), "seeds"), (dict(mode="cross"), "mode"), (dict(max_bytes=0), "max_bytes"),
+     (dict(fixed={"lr": 0.1}), "both swept and fixed")],
+)
+def test_bad_sweep_input(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        _sweep(**kw)
+
+
+def test_zip_needs_equal_lengths():
+    with pytest.raises(ValueError, match="equally long"):
+        sw.sweep(make_run(CFG), {"lr": [0.1, 0.2], "decay_fraction": [0.0]}, mode="zip", seeds=2,
+                 key=jax.random.key(0))
+
+
+def test_loop_bad_input():
+    with pytest.raises(ValueError, match="multiple"):
+        sw.record_steps(100, 7)
+    with pytest.raises(ValueError, match="n_steps"):
+        sw.record_steps(0, 1)
+
+
+SHARD_SCRIPT = textwrap.dedent(
+    """
+    import sys, jax, numpy as np
+    from sims.quadratic import QuadraticConfig, make_run
+    from sims.sweep import sweep
+    assert len(jax.devices()) == 4, jax.devices()
+    cfg = QuadraticConfig(a=(1.0, 3.0), sigma=(0.5,), x0=(1.0,), n_steps=200, log_every=20)
+    ds = sweep(make_run(cfg), {"lr": [0.05, 0.1, 0.2]}, seeds=10, key=jax.random.key(7), steps=cfg.steps(),
+               progress=False)
+    assert ds.attrs["device_count"] == 4
+    np.save(sys.argv[1], ds.loss.values)
+    """
+)
+
+
+def test_sharded_equals_unsharded(tmp_path):
+    """4 forced host devices (seed axis padded 10 -> 12 and sharded) give the same bits as 1."""
+    script = tmp_path / "s.py"
+    script.write_text(SHARD_SCRIPT)
+    out = tmp_path / "loss.npy"
+    r = run_py([str(script), str(out)], {"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                                          "JAX_PLATFORMS": "cpu"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    sharded = np.load(out)
+    ds = sw.sweep(make_run(CFG), {"lr": [0.05, 0.1, 0.2]}, seeds=10, key=jax.random.key(7), steps=CFG.steps(),
+                  progress=False)
+    np.testing.assert_array_equal(sharded, ds.loss.values)
