@@ -35,7 +35,10 @@ OUT_DIR = HERE / "out"
 STYLE = HERE / "style.mplstyle"
 
 # every registered figure, in the order `figures all` runs them (module names in figures/)
-REGISTRY: tuple[str, ...] = ("quadratic_sgd",)
+REGISTRY: tuple[str, ...] = (
+    "quadratic_sgd",
+    "river_schedules",
+)
 
 
 class UserError(ValueError):
@@ -290,3 +293,24 @@ def mean_se(x, dim: str = "seed"):
     x = x.astype(np.float64)  # float32 accumulation over thousands of seeds is not exact enough
     n = x.count(dim)
     return x.mean(dim), x.std(dim, ddof=1) / np.sqrt(n)
+
+
+def zscores(samples, theory, axis: int = 0, floor: float = 1e-12):
+    """|mean - theory| / SE along ``axis`` (float64). Deterministic entries (SE = 0) use ``floor``
+    times max(1, |theory|) as their scale, i.e. they must agree to float rounding."""
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.shape[axis]
+    m = x.mean(axis)
+    se = x.std(axis, ddof=1) / np.sqrt(n)
+    th = np.asarray(theory, dtype=np.float64)
+    scale = np.maximum(se, floor * np.maximum(1.0, np.abs(th)))
+    return np.abs(m - th) / scale, m, se
+
+
+def band(ax, x, samples, color, label=None, axis: int = 0, lw=1.0):
+    """Mean +- 2 SE band of ``samples`` along ``axis``."""
+    s = np.asarray(samples, dtype=np.float64)
+    m = s.mean(axis)
+    se = s.std(axis, ddof=1) / np.sqrt(s.shape[axis])
+    ax.fill_between(x, m - 2 * se, m + 2 * se, color=color, alpha=0.25, lw=0)
+    ax.plot(x, m, color=color, lw=lw, label=label)

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import scan_with_records
+from sims.sweep import noise_chunk_for, scan_with_records
 
 __all__ = ["QuadraticConfig", "make_run", "loss"]
 
@@ -63,8 +63,7 @@ class QuadraticConfig:
     def noise_chunk(self) -> int:
         """Steps of noise drawn per RNG call: the largest divisor of log_every <= 128 / d, so
         that one chunk for ~1000 vmapped seeds stays in cache (speed only)."""
-        cap = max(1, 128 // self.d)
-        return max(k for k in range(1, self.log_every + 1) if self.log_every % k == 0 and k <= cap)
+        return noise_chunk_for(self.log_every, self.d)
 
     def steps(self) -> np.ndarray:
         return np.arange(0, self.n_steps + 1, self.log_every)

@@ -46,6 +46,7 @@ __all__ = [
     "LoopOut",
     "scan_with_records",
     "record_steps",
+    "noise_chunk_for",
     "sweep",
     "batched",
     "config_to_json",
@@ -67,6 +68,14 @@ def record_steps(n_steps: int, log_every: int) -> np.ndarray:
     """Step coordinates of the records made by :func:`scan_with_records`."""
     _check_loop(n_steps, log_every)
     return np.arange(0, n_steps + 1, log_every)
+
+
+def noise_chunk_for(log_every: int, width: int, cap: int = 128) -> int:
+    """Steps of noise per RNG call for a state of ``width`` numbers: the largest divisor of
+    ``log_every`` that is <= ``cap / width``, so that one chunk of noise for ~1000 vmapped runs
+    stays in cache (speed only; the bits depend on it, the statistics do not)."""
+    top = max(1, cap // max(width, 1))
+    return max(k for k in range(1, log_every + 1) if log_every % k == 0 and k <= top)
 
 
 def _check_loop(n_steps: int, log_every: int) -> None:
