@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("quadratic",)
+BENCHMARKS = ("quadratic", "river_valley")
 
 
 def main(argv=None) -> int:

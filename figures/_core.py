@@ -37,7 +37,10 @@ STYLE = HERE / "style.mplstyle"
 # every registered figure, in the order `figures all` runs them (module names in figures/)
 REGISTRY: tuple[str, ...] = (
     "quadratic_sgd",
+    "river_landscape",
     "river_schedules",
+    "wsd_decay",
+    "wsd_s_budgets",
 )
 
 

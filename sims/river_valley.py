@@ -81,7 +81,7 @@ def loss_parts(x, cfg: RiverConfig):
     return river + hill, river, hill
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_run(cfg: RiverConfig):
     """``run(key, hparams) -> (final, traj)`` for the sweep engine (cached per cfg)."""
     d = 1 + cfg.k

@@ -1,0 +1,175 @@
+"""WSD on a river valley: plateau then drop; the drop vs lr; final loss vs decay fraction against cosine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from figures._core import Claim, band, fmt, param, zscores
+from sims import schedules as S
+from sims.river_valley import RiverConfig, make_run
+from sims.sweep import sweep
+from theory import quadratic as tq
+from theory import river_valley as tr
+
+NAME = "wsd_decay"
+DESCRIPTION = "WSD loss curve: stable plateau, decay drop = stationary hill excess; best decay fraction vs cosine"
+PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seeds: int = param(2000, ge=2)
+    n_steps: int = param(2000, ge=10)
+    log_every: int = param(20, ge=1)
+    a: tuple[float, ...] = param((10.0, 5.0), gt=0)
+    sigma: float = param(1.0, ge=0)
+    lrs: tuple[float, ...] = param((0.01, 0.02, 0.05, 0.1, 0.15, 0.18), gt=0, help="peak lrs (< 2/max a)")
+    decay_fraction: float = param(0.2, ge=0, le=1, help="WSD decay fraction for the lr panel")
+    fractions: tuple[float, ...] = param((0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), ge=0, le=1)
+    frac_lr: float = param(0.1, gt=0, help="peak lr of the decay-fraction panel")
+    n_sigma: float = param(4.0, gt=0)
+    key_seed: int = param(0, ge=0)
+
+    def check(self):
+        if self.n_steps % self.log_every:
+            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        if max(self.lrs + (self.frac_lr,)) * max(self.a) >= 2:
+            raise ValueError(f"lrs must be < 2/max(a) = {2 / max(self.a):g}")
+
+
+PRESETS = {"quick": Config(), "full": Config(seeds=20000, n_steps=10000, log_every=50)}
+
+
+def _wsd(lr, f, shape, n):
+    return S.as_array(S.family_schedule(S.family(lr, f, shape), n), n)
+
+
+def compute(cfg):
+    k1, k2 = jax.random.split(jax.random.key(cfg.key_seed))
+    rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=cfg.n_steps, log_every=cfg.log_every)
+    run = make_run(rc)
+    ev = slice(None, None, cfg.log_every)
+    d1 = sweep(run, {"lr": list(cfg.lrs)}, fixed={"decay_fraction": cfg.decay_fraction}, seeds=cfg.seeds, key=k1,
+               steps=rc.steps(), cfg=rc, steps_per_run=cfg.n_steps)
+    d1["pred"] = (("lr", "step"), np.stack([tr.predicted_loss(_wsd(l, cfg.decay_fraction, "linear", cfg.n_steps),
+                                                               cfg.a, cfg.sigma)[ev] for l in cfg.lrs]))
+    d1["stationary_excess"] = ("lr", tq.stationary_loss(np.asarray(cfg.lrs), cfg.a, cfg.sigma))
+    fr = list(cfg.fractions) + [1.0]
+    sh = [0] * len(cfg.fractions) + [1]  # the last point is cosine
+    d2 = sweep(run, {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.frac_lr}, seeds=cfg.seeds,
+               key=k2, steps=rc.steps(), cfg=rc, steps_per_run=cfg.n_steps)
+    preds = [tr.predicted_loss(_wsd(cfg.frac_lr, f, S.DECAY_SHAPES[s], cfg.n_steps), cfg.a, cfg.sigma)[-1]
+             for f, s in zip(fr, sh)]
+    fine = np.linspace(0.005, 1.0, 200)
+    _, fine_pred = tr.optimal_decay_fraction(fine, cfg.frac_lr, cfg.n_steps, cfg.a, cfg.sigma,
+                                             decay_shape_factor=lambda p: 1 - p)
+    d2 = xr.Dataset({"frac_final": (("point", "seed"), d2.loss.isel(step=-1).values),
+                     "frac_pred": ("point", np.asarray(preds)),
+                     "frac_div": (("point", "seed"), d2.diverged.values),
+                     "fine_pred": ("fine", fine_pred)},
+                    coords={"point": np.arange(len(fr)), "frac": ("point", np.asarray(fr)),
+                            "is_cosine": ("point", np.asarray(sh) == 1), "fine": fine})
+    return xr.merge([d1, d2], combine_attrs="override")
+
+
+def _decay_start_index(cfg):
+    t0 = cfg.n_steps - int(round(cfg.decay_fraction * cfg.n_steps))
+    return t0 // cfg.log_every
+
+
+def claims(ds, cfg):
+    out = []
+    i0 = _decay_start_index(cfg)
+    L = ds.loss.transpose("seed", "lr", "step").values.astype(np.float64)
+    drop = L[:, :, i0] - L[:, :, -1]  # paired per seed
+    pred_drop = ds.pred.values[:, i0] - ds.pred.values[:, -1]
+    z, m, se = zscores(drop, pred_drop)
+    stat = ds.stationary_excess.values
+    out.append(Claim(
+        "decay_drop_exact",
+        "the loss drop over the decay phase equals the theory's (hill excess relaxes + river gain), every lr",
+        f"{fmt(pred_drop, 3)}", f"{fmt(m, 3)}; max |z| = {fmt(z.max())}",
+        f"paired drop per seed, |mean - theory| / SE <= {cfg.n_sigma}",
+        bool(z.max() <= cfg.n_sigma and not ds.diverged.any())))
+    ratio = m / stat
+    out.append(Claim(
+        "decay_drop_is_hill_excess",
+        "the drop is set by the stationary hill excess at the stable lr, sum_i eta sigma^2/(2(2 - eta a_i)): "
+        "it grows with eta",
+        f"stationary excess {fmt(stat, 3)}", f"drop / excess = {fmt(ratio, 3)}",
+        "drop increasing in eta and 0.8 <= drop/excess <= 1.2 for eta >= 0.05 (river gain and leftover excess "
+        "are the rest)",
+        bool(np.all(np.diff(m) > 0) and np.all(np.abs(ratio[np.asarray(cfg.lrs) >= 0.05] - 1) <= 0.2))))
+    F = ds.frac_final.values.astype(np.float64)
+    fm = F.mean(1)
+    fse = F.std(1, ddof=1) / np.sqrt(F.shape[1])
+    wsd = ~ds.is_cosine.values
+    best = int(np.argmin(np.where(wsd, fm, np.inf)))
+    cos = int(np.nonzero(ds.is_cosine.values)[0][0])
+    diff = F[cos] - F[best]  # paired (common random numbers)
+    dse = diff.std(ddof=1) / np.sqrt(diff.size)
+    out.append(Claim(
+        "wsd_beats_cosine",
+        "at equal steps WSD with its best (short) decay reaches a final loss at least as low as cosine's",
+        f"WSD(f={fmt(ds.frac.values[best], 2)}) {fmt(ds.frac_pred.values[best])} "
+        f"vs cosine {fmt(ds.frac_pred.values[cos])}",
+        f"WSD {fmt(fm[best])} +- {fmt(fse[best], 2)} vs cosine {fmt(fm[cos])} +- {fmt(fse[cos], 2)}",
+        "paired difference cosine - WSD > -2 SE (at least as low)",
+        bool(diff.mean() > -2 * dse)))
+    fr = ds.frac.values[wsd]
+    f_theory = float(ds.fine.values[np.argmin(ds.fine_pred.values)])
+    f_sim = float(fr[np.argmin(fm[wsd])])
+    # the grid cell that contains the theory's optimum, or its neighbours
+    j = int(np.argmin(np.abs(fr - f_theory)))
+    ok_set = fr[max(0, j - 1): j + 2]
+    zf, _, _ = zscores(F[wsd].T, ds.frac_pred.values[wsd])
+    out.append(Claim(
+        "optimal_decay_fraction",
+        "the simulated best decay fraction matches the theory's optimum (and every point matches theory)",
+        f"f* = {fmt(f_theory, 3)} (continuous optimum)", f"f* = {fmt(f_sim, 3)} on the grid; max |z| = {fmt(zf.max())}",
+        f"grid argmin within one grid step of the theory optimum; |z| <= {cfg.n_sigma}",
+        bool(f_sim in ok_set and zf.max() <= cfg.n_sigma)))
+    return out
+
+
+def plot(ds, cfg):
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3.7))
+    steps = ds.step.values
+    for i, lr in enumerate(ds.lr.values):
+        band(axs[0], steps, ds.loss.isel(lr=i).values, f"C{i}", rf"$\eta={lr:g}$")
+        axs[0].plot(steps, ds.pred.isel(lr=i), "k--", lw=0.6)
+    axs[0].axvline(steps[_decay_start_index(cfg)], color="0.5", ls=":", lw=1)
+    axs[0].set(yscale="log", xlabel="step $t$", ylabel=r"$\mathbb{E}\,f$",
+               title=f"WSD ({cfg.decay_fraction:g} linear decay): plateau, then drop")
+    axs[0].legend(fontsize=7, ncol=2)
+    i0 = _decay_start_index(cfg)
+    L = ds.loss.values.astype(np.float64)
+    drop = L[:, :, i0] - L[:, :, -1]
+    m, se = drop.mean(1), drop.std(1, ddof=1) / np.sqrt(drop.shape[1])
+    lrs = ds.lr.values
+    axs[1].errorbar(lrs, m, yerr=2 * se, fmt="o", color="C0", ms=4, label="simulated drop")
+    axs[1].plot(lrs, ds.pred.values[:, i0] - ds.pred.values[:, -1], "k--", lw=0.8, label="theory (exact)")
+    fine = np.linspace(lrs.min(), lrs.max(), 100)
+    axs[1].plot(fine, tq.stationary_loss(fine, cfg.a, cfg.sigma), color="C1", lw=1,
+                label=r"stationary excess $\sum_i\frac{\eta\sigma^2}{2(2-\eta a_i)}$")
+    axs[1].set(xscale="log", yscale="log", xlabel=r"stable lr $\eta$", ylabel="loss drop in the decay",
+               title="decay drop vs lr")
+    axs[1].legend(fontsize=7)
+    wsd = ~ds.is_cosine.values
+    F = ds.frac_final.values.astype(np.float64)
+    fm, fse = F.mean(1), F.std(1, ddof=1) / np.sqrt(F.shape[1])
+    axs[2].errorbar(ds.frac.values[wsd], fm[wsd], yerr=2 * fse[wsd], fmt="o", color="C0", ms=4,
+                    label="WSD (linear decay), sim.")
+    axs[2].plot(ds.fine, ds.fine_pred, "k--", lw=0.8, label="theory")
+    c = int(np.nonzero(ds.is_cosine.values)[0][0])
+    axs[2].axhspan(fm[c] - 2 * fse[c], fm[c] + 2 * fse[c], color="C1", alpha=0.3, lw=0)
+    axs[2].axhline(fm[c], color="C1", lw=1, label="cosine, sim.")
+    axs[2].set(xscale="log", yscale="log", xlabel="decay fraction $f$", ylabel="final loss",
+               title=rf"final loss vs decay fraction ($\eta={cfg.frac_lr:g}$, {cfg.n_steps} steps)")
+    axs[2].legend(fontsize=7)
+    return fig
