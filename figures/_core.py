@@ -41,6 +41,7 @@ REGISTRY: tuple[str, ...] = (
     "river_schedules",
     "wsd_decay",
     "wsd_s_budgets",
+    "bigram_lm_river",
 )
 
 

@@ -122,3 +122,135 @@ def make_run(cfg: RiverConfig):
         return {"loss": tot, "river_loss": riv, "hill_loss": hill, "diverged_step": res.diverged_step}, res.traj
 
     return run
+
+
+# --------------------------------------------------------------------------------------
+# Sec. 4: a bigram-data language model on which the river valley appears
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BigramLMConfig:
+    """A softmax bigram LM (logit table W in R^{V x V}, zero init) trained with SGD on i.i.d.
+    (x, y) pairs of a mixed-uncertainty source (``sims.bigram_data.mixed_uncertainty``): rows
+    with a deterministic next token (flat, noiseless "river" directions: their loss only reaches 0
+    as a margin grows without bound) and uncertain rows (finite optimum, noisy "hill")."""
+
+    V: int = 32
+    data_seed: int = 0
+    frac_deterministic: float = 0.5
+    support: tuple[int, int] = (2, 16)
+    restart: float = 0.1  # x ~ stationary law of the chain with uniform restarts
+    batch: int = 64
+    n_steps: int = 4000
+    log_every: int = 50
+    record_params: bool = False
+    schedule: tuple = ()
+
+    def __post_init__(self):
+        if self.V < 2:
+            raise ValueError(f"V must be >= 2, got {self.V}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if not 0 <= self.restart <= 1:
+            raise ValueError(f"restart must lie in [0, 1], got {self.restart}")
+        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
+            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+
+    def steps(self) -> np.ndarray:
+        return np.arange(0, self.n_steps + 1, self.log_every)
+
+    def source(self):
+        """(P, x_law, is_deterministic) as float64 NumPy arrays."""
+        from sims import bigram_data
+
+        P, det = bigram_data.mixed_uncertainty(self.data_seed, self.V, self.frac_deterministic, self.support)
+        return P, bigram_data.law(P, self.restart), det
+
+
+def bigram_population_loss(W, P, x_law):
+    """Exact expected CE over x ~ x_law, y ~ P[x] of the logit table W (per row and total)."""
+    logp = jax.nn.log_softmax(W, axis=-1)
+    per_row = -jnp.sum(jnp.where(P > 0, P * logp, 0.0), axis=-1)
+    return jnp.sum(x_law * per_row), per_row
+
+
+@functools.cache
+def make_lm_run(cfg: BigramLMConfig):
+    from sims import bigram_data
+
+    P_np, law_np, det_np = cfg.source()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = -np.sum(np.where(P_np > 0, P_np * np.log(P_np), 0.0), axis=1)
+
+    def run(key, hp):
+        dt = jnp.asarray(hp["lr"]).dtype
+        P, x_law = jnp.asarray(P_np, dt), jnp.asarray(law_np, dt)
+        det, Hrow = jnp.asarray(det_np), jnp.asarray(H, dt)
+        w_det = x_law * det / jnp.sum(x_law * det)
+        w_unc = x_law * (~det) / jnp.sum(x_law * (~det))
+        if cfg.schedule:
+            unit = schedules.from_spec(cfg.schedule)
+            sched = lambda t: hp["lr"] * unit(t)
+        else:
+            sched = schedules.family_from_hparams(hp, cfg.n_steps)
+        opt = optax.sgd(sched)
+        W0 = jnp.zeros((cfg.V, cfg.V), dt)
+
+        def batch_loss(W, x, y):
+            return -jnp.mean(jax.nn.log_softmax(W[x], axis=-1)[jnp.arange(x.size), y])
+
+        def step(k, state, t):
+            W, ost = state
+            x, y = bigram_data.sample_pairs(k, P, x_law, cfg.batch)
+            upd, ost = opt.update(jax.grad(batch_loss)(W, x, y), ost, W)
+            return (optax.apply_updates(W, upd), ost)
+
+        def record(state, t):
+            W = state[0]
+            tot, per = bigram_population_loss(W, P, x_law)
+            exc = per - Hrow
+            out = {"loss": tot, "excess_det": jnp.sum(w_det * exc), "excess_unc": jnp.sum(w_unc * exc),
+                   "lr_t": sched(t)}
+            if cfg.record_params:
+                out["W"] = W.reshape(-1)
+            return out
+
+        res = scan_with_records(key, step, (W0, opt.init(W0)), record, n_steps=cfg.n_steps,
+                                log_every=cfg.log_every, bound=1e6)
+        return {"loss": res.traj["loss"][-1], "diverged_step": res.diverged_step}, res.traj
+
+    return run
+
+
+def hvp(f, x, v):
+    """Hessian-vector product of scalar ``f`` at ``x`` (forward-over-reverse)."""
+    return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+
+def lanczos(matvec, n: int, k: int, key, dtype=jnp.float64):
+    """``k`` Lanczos steps (full re-orthogonalization) for a symmetric operator on R^n.
+
+    Returns the Ritz values (descending) and Ritz vectors (n x k). The extreme Ritz pairs converge
+    first; with k = n they are the exact eigenpairs.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"k must satisfy 1 <= k <= n={n}, got {k}")
+    Q = np.zeros((n, k))
+    alpha, beta = np.zeros(k), np.zeros(k)
+    q = np.array(jax.random.normal(key, (n,), dtype), dtype=np.float64)
+    q /= np.linalg.norm(q)
+    b_prev, q_prev = 0.0, np.zeros(n)
+    for j in range(k):
+        Q[:, j] = q
+        w = np.array(matvec(jnp.asarray(q, dtype)), dtype=np.float64) - b_prev * q_prev
+        alpha[j] = w @ q
+        w -= alpha[j] * q
+        w -= Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)  # full re-orthogonalization
+        beta[j] = np.linalg.norm(w)
+        if beta[j] < 1e-12 or j == k - 1:
+            k = j + 1
+            break
+        q_prev, q, b_prev = q, w / beta[j], beta[j]
+    T = np.diag(alpha[:k]) + np.diag(beta[: k - 1], 1) + np.diag(beta[: k - 1], -1)
+    evals, evecs = np.linalg.eigh(T)
+    order = np.argsort(evals)[::-1]
+    return evals[order], Q[:, :k] @ evecs[:, order]

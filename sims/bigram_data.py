@@ -1,0 +1,110 @@
+"""Bigram (Markov) data sampled on device with ``jax.random``; shared by every bigram-data topic.
+
+* :func:`make_transition` -- seeded generators of transition matrices (Dirichlet rows, Zipf-like
+  rows, or the river-valley *mixed-uncertainty* rows of Wen et al. 2024, Sec. 4), or
+  :func:`from_counts`.
+* :func:`sample_pairs` -- i.i.d. (x, y) with x ~ pi, y ~ P[x] (fresh every step).
+* :func:`sample_sequences` -- Markov sequences ``[BOS, x1, ...]``.
+
+Exact oracle quantities (stationary law, conditional entropy) live in ``theory/bigram.py``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from theory.bigram import check_transition, stationary
+
+__all__ = ["make_transition", "from_counts", "sample_pairs", "sample_sequences", "mixed_uncertainty"]
+
+
+def make_transition(seed: int, V: int = 64, kind: str = "dirichlet", alpha: float = 0.1, zipf: float = 1.0):
+    """A V x V transition matrix from a seeded NumPy generator (float64, rows sum to 1).
+
+    ``dirichlet``: rows ~ Dirichlet(alpha); ``zipf``: row x puts mass ∝ 1/rank^zipf on a random
+    permutation of the vocabulary.
+    """
+    if not isinstance(V, (int, np.integer)) or V < 2:
+        raise ValueError(f"V must be an integer >= 2, got {V!r}")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    rng = np.random.default_rng(seed)
+    if kind == "dirichlet":
+        P = rng.dirichlet(np.full(V, alpha), size=V)
+        P = np.maximum(P, 1e-12)
+    elif kind == "zipf":
+        w = 1.0 / np.arange(1, V + 1) ** zipf
+        P = np.stack([w[np.argsort(rng.permutation(V))] for _ in range(V)])
+    else:
+        raise ValueError(f"kind must be 'dirichlet' or 'zipf', got {kind!r}")
+    return P / P.sum(1, keepdims=True)
+
+
+def from_counts(counts):
+    """Row-normalized counts (rows with no counts become uniform)."""
+    C = np.asarray(counts, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1] or np.any(C < 0):
+        raise ValueError("counts must be a square matrix of non-negative numbers")
+    s = C.sum(1, keepdims=True)
+    return np.where(s > 0, C / np.where(s > 0, s, 1), 1.0 / C.shape[0])
+
+
+def mixed_uncertainty(seed: int, V: int = 32, frac_deterministic: float = 0.5, support=(2, 16)):
+    """Rows of two kinds (Wen et al. 2024, Sec. 4): *deterministic* rows (next token fixed,
+    entropy 0) and *uncertain* rows (uniform over ``k`` random tokens, k in ``support``).
+    Returns (P, is_deterministic)."""
+    if not 0 <= frac_deterministic <= 1:
+        raise ValueError(f"frac_deterministic must lie in [0, 1], got {frac_deterministic}")
+    if V < 2:
+        raise ValueError(f"V must be >= 2, got {V}")
+    lo, hi = support
+    if not 1 <= lo <= hi <= V:
+        raise ValueError(f"support must satisfy 1 <= lo <= hi <= V, got {support}")
+    rng = np.random.default_rng(seed)
+    n_det = int(round(frac_deterministic * V))
+    det = np.zeros(V, bool)
+    det[rng.permutation(V)[:n_det]] = True
+    P = np.zeros((V, V))
+    for x in range(V):
+        if det[x]:
+            P[x, rng.integers(V)] = 1.0
+        else:
+            k = int(rng.integers(lo, hi + 1))
+            P[x, rng.choice(V, k, replace=False)] = 1.0 / k
+    # make the chain irreducible: a tiny uniform mix would break determinism, so instead the
+    # sampler draws x from pi of the *uniformly restarted* chain (see sample_pairs' x_law)
+    return P, det
+
+
+def sample_pairs(key, P, x_law, batch: int):
+    """``batch`` i.i.d. pairs: x ~ x_law, y ~ P[x]. All arrays; jit/vmap friendly."""
+    kx, ky = jax.random.split(key)
+    x = jax.random.categorical(kx, jnp.log(jnp.maximum(x_law, 1e-30)), shape=(batch,))
+    y = jax.random.categorical(ky, jnp.log(jnp.maximum(P[x], 1e-30)))
+    return x, y
+
+
+def sample_sequences(key, P, first_law, batch: int, length: int, bos: int):
+    """Markov sequences ``[BOS, x1, ..., x_{length-1}]`` of shape (batch, length), x1 ~ first_law."""
+    if length < 2:
+        raise ValueError(f"length must be >= 2, got {length}")
+    k0, k1 = jax.random.split(key)
+    logP = jnp.log(jnp.maximum(P, 1e-30))
+    x1 = jax.random.categorical(k0, jnp.log(jnp.maximum(first_law, 1e-30)), shape=(batch,))
+
+    def step(x, k):
+        nxt = jax.random.categorical(k, logP[x])
+        return nxt, nxt
+
+    _, rest = jax.lax.scan(step, x1, jax.random.split(k1, length - 2))
+    seq = jnp.concatenate([jnp.full((batch, 1), bos), x1[:, None], rest.T], axis=1)
+    return seq
+
+
+def law(P, restart: float = 0.0):
+    """Stationary law of P (with optional uniform restarts, for chains that are not irreducible)."""
+    P = check_transition(P)
+    V = P.shape[0]
+    return stationary((1 - restart) * P + restart / V)
