@@ -42,6 +42,9 @@ REGISTRY: tuple[str, ...] = (
     "wsd_decay",
     "wsd_s_budgets",
     "bigram_lm_river",
+    "lion_box",
+    "lion_lyapunov",
+    "lion_kkt",
 )
 
 
