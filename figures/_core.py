@@ -45,6 +45,7 @@ REGISTRY: tuple[str, ...] = (
     "lion_box",
     "lion_lyapunov",
     "lion_kkt",
+    "schedule_gallery",
 )
 
 

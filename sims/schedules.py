@@ -22,6 +22,8 @@ Decay shapes, with progress :math:`p \in [0, 1]` through the decay phase and fin
 ``exponential`` :math:`\max(m, 10^{-3})^{p}` (geometric to the floor)
 ``inverse``    :math:`1/((1/m - 1)p + 1)` (Wen et al. 2024's ``inv``, from quadratics;
                needs :math:`m > 0`)
+``rex``        :math:`m + (1-m)\frac{2(1-p)}{2-p}` (REX, Chen, Wolfe, Kyrillidis 2022: the
+               profile :math:`(1-z)/(\tfrac12 + \tfrac12(1-z))`)
 =============  =========================================================
 """
 
@@ -36,7 +38,7 @@ import optax
 
 Schedule = optax.Schedule
 
-DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "exponential", "inverse")
+DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "exponential", "inverse", "rex")
 _EXP_FLOOR = 1e-3
 
 
@@ -82,8 +84,9 @@ def decay_factor(p, shape_id, final_ratio):
     ex = jnp.maximum(m, _EXP_FLOOR) ** p
     safe_m = jnp.where(m > 0, m, 1.0)
     inv = jnp.where(m > 0, 1.0 / ((1.0 / safe_m - 1.0) * p + 1.0), lin)
+    rex = m + (1 - m) * 2.0 * (1 - p) / (2.0 - p)
     return jnp.select(
-        [shape_id == 0, shape_id == 1, shape_id == 2, shape_id == 3], [lin, cos, sq, ex], inv
+        [shape_id == 0, shape_id == 1, shape_id == 2, shape_id == 3, shape_id == 4], [lin, cos, sq, ex, inv], rex
     )
 
 
@@ -246,7 +249,8 @@ def family_schedule(fam: Family, total_steps: int) -> Schedule:
 
 def as_array(schedule: Schedule, n_steps: int) -> np.ndarray:
     """The schedule evaluated at steps 0..n_steps-1 (float64 NumPy), e.g. to feed ``theory/``."""
-    return np.asarray(schedule(jnp.arange(n_steps)), dtype=np.float64)
+    out = np.asarray(schedule(jnp.arange(n_steps)), dtype=np.float64)
+    return np.broadcast_to(out, (n_steps,)).copy()  # a constant schedule returns a scalar
 
 
 FAMILY_KEYS = ("lr", "decay_fraction", "shape_id", "final_ratio", "warmup_steps")
@@ -347,7 +351,8 @@ def from_spec(spec: tuple) -> Schedule:
 
     ``("family",)`` is not a spec (the family reads its hparams); ``("wsd", T, f, m, shape)``,
     ``("wsd_s", budgets, f, m, shape)``, ``("cyclic_cosine", ends, m)``,
-    ``("cosine", T, m)``, ``("constant",)``.
+    ``("cosine", T, m)``, ``("constant",)``, ``("rex", T, m)``, ``("table", values)``,
+    ``("rewarm", first_spec, switch_step, peak, total_steps, warmup_steps, final_ratio)``.
     """
     kind = spec[0]
     if kind == "constant":
@@ -359,6 +364,13 @@ def from_spec(spec: tuple) -> Schedule:
         return wsd(1.0, T, decay_fraction=f, final_ratio=m, decay_shape=shape)
     if kind == "cyclic_cosine":
         return cyclic_cosine(1.0, spec[1], spec[2])
+    if kind == "table":
+        return table(spec[1])
+    if kind == "rex":
+        return rex(1.0, spec[1], spec[2])
+    if kind == "rewarm":  # ("rewarm", first_spec, switch, peak_ratio, total, warmup, final_ratio)
+        _, first, sw, peak, total, warm, m = spec
+        return rewarm(from_spec(first), sw, peak, total, warm, m)
     if kind == "wsd_s":
         _, budgets, f, m, shape = spec
         sid = DECAY_SHAPES.index(shape)
@@ -377,3 +389,91 @@ def from_spec(spec: tuple) -> Schedule:
             prev = T
         return optax.join_schedules(pieces, bounds) if bounds else pieces[0]
     raise ValueError(f"unknown schedule spec {spec!r}")
+
+
+# --------------------------------------------------------------------------------------
+# LR-schedule theory additions: REX, sampling rate, step, warmup-cosine, rewarming, refined, tables
+# --------------------------------------------------------------------------------------
+def rex(peak_value: float, total_steps: int, final_ratio: float = 0.0, warmup_steps: int = 0) -> Schedule:
+    r"""REX (Chen, Wolfe, Kyrillidis, MLSys 2022, arXiv 2107.04197): profile over progress
+    :math:`z = t/T`
+
+    .. math:: \eta(z) = \eta_{\min} + (\eta_{\max}-\eta_{\min})\,\frac{1-z}{\tfrac12 + \tfrac12(1-z)}
+              = \ldots\frac{2(1-z)}{2-z},
+
+    sampled every iteration (the paper's "sampling rate" = how often the lr is re-read from the
+    profile; see :func:`sampled`). It stays above linear decay (ratio :math:`2/(2-z)`) and drops to
+    the floor at the end."""
+    return wsd(peak_value, total_steps, decay_fraction=1.0 - warmup_steps / max(total_steps, 1),
+               warmup_steps=warmup_steps, final_ratio=final_ratio, decay_shape="rex")
+
+
+def sampled(schedule: Schedule, every: int) -> Schedule:
+    """The REX paper's *sampling rate*: re-read the profile only every ``every`` steps
+    (``every=1``: every iteration; a coarse sampling of linear decay is a step schedule)."""
+    _steps("every", every)
+    return lambda t: schedule((jnp.asarray(t) // every) * every)
+
+
+def step_schedule(peak_value: float, boundaries: Sequence[int], factor: float = 0.1) -> Schedule:
+    """Step decay: multiply by ``factor`` at each boundary (e.g. epochs 30-60-90), with
+    ``optax.piecewise_constant_schedule``."""
+    _positive("peak_value", peak_value)
+    if not 0 < factor <= 1:
+        raise ValueError(f"factor must lie in (0, 1], got {factor}")
+    b = check_budgets(boundaries)
+    return optax.piecewise_constant_schedule(peak_value, {int(x): factor for x in b})
+
+
+def warmup_cosine(peak_value: float, total_steps: int, warmup_steps: int, final_ratio: float = 0.0,
+                  init_ratio: float = 0.0) -> Schedule:
+    """Linear warmup from ``init_ratio * peak`` then cosine to ``final_ratio * peak``
+    (``optax.warmup_cosine_decay_schedule``)."""
+    _positive("peak_value", peak_value)
+    _steps("total_steps", total_steps)
+    _steps("warmup_steps", warmup_steps, 0)
+    _fraction("final_ratio", final_ratio)
+    _fraction("init_ratio", init_ratio)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be < total_steps ({total_steps})")
+    return optax.warmup_cosine_decay_schedule(init_ratio * peak_value, peak_value, warmup_steps, total_steps,
+                                              final_ratio * peak_value)
+
+
+def rewarm(first: Schedule, switch_step: int, peak_value: float, total_steps: int, warmup_steps: int = 0,
+           final_ratio: float = 0.0) -> Schedule:
+    """Continual pre-training (Gupta et al. 2023, arXiv 2308.04014): follow ``first`` until
+    ``switch_step``, then re-increase linearly from the lr reached to ``peak_value`` over
+    ``warmup_steps`` and cosine-decay to ``final_ratio * peak`` at ``total_steps``."""
+    _steps("switch_step", switch_step)
+    _steps("total_steps", total_steps)
+    if total_steps <= switch_step + warmup_steps:
+        raise ValueError(f"total_steps ({total_steps}) must exceed switch_step + warmup_steps "
+                         f"({switch_step + warmup_steps})")
+    start = first(switch_step)
+    second = optax.warmup_cosine_decay_schedule(start, peak_value, max(warmup_steps, 0),
+                                                total_steps - switch_step, final_ratio * peak_value) \
+        if warmup_steps > 0 else cosine(peak_value, total_steps - switch_step, final_ratio)
+    return optax.join_schedules([first, second], [switch_step])
+
+
+def table(values) -> Schedule:
+    """Any array as a schedule: ``lr(t) = values[min(t, len - 1)]`` (e.g. a refined schedule)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 1:
+        raise ValueError("values must be a non-empty 1-D array of learning rates")
+    if np.any(v < 0) or not np.all(np.isfinite(v)):
+        raise ValueError("learning rates in a table must be finite and >= 0")
+    arr = jnp.asarray(v)
+    return lambda t: arr[jnp.minimum(jnp.asarray(t), v.size - 1)]
+
+
+def refined(grad_norms, peak_value: float, total_steps: int | None = None, smooth: bool = True) -> Schedule:
+    r"""The refined schedule of Defazio, Cutkosky, Mehta, Mishchenko (arXiv 2310.07831) from a previous
+    run's gradient norms (``theory.schedules.refine``, with the paper's median-filter smoothing),
+    rescaled to peak ``peak_value`` and resampled to ``total_steps``."""
+    from theory.schedules import refine
+
+    _positive("peak_value", peak_value)
+    w = refine(grad_norms, smooth=smooth, n_out=total_steps)
+    return table(peak_value * w)
