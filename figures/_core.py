@@ -46,6 +46,9 @@ REGISTRY: tuple[str, ...] = (
     "lion_lyapunov",
     "lion_kkt",
     "schedule_gallery",
+    "schedule_bound_vs_sim",
+    "refined_schedule",
+    "rex_budgets",
 )
 
 
