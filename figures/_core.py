@@ -49,6 +49,7 @@ REGISTRY: tuple[str, ...] = (
     "schedule_bound_vs_sim",
     "refined_schedule",
     "rex_budgets",
+    "rewarming",
 )
 
 

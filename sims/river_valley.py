@@ -144,8 +144,15 @@ class BigramLMConfig:
     log_every: int = 50
     record_params: bool = False
     schedule: tuple = ()
+    shift_step: int = 0  # > 0: from this step on the data come from a second source (continual learning)
+    shift_seed: int = 1  # data seed of the second source
+    shift_frac: float = 1.0  # fraction of rows (next-token laws) that the shift replaces
 
     def __post_init__(self):
+        if not 0 <= self.shift_frac <= 1:
+            raise ValueError(f"shift_frac must lie in [0, 1], got {self.shift_frac}")
+        if self.shift_step < 0 or self.shift_step > self.n_steps:
+            raise ValueError(f"shift_step must lie in [0, n_steps], got {self.shift_step}")
         if self.V < 2:
             raise ValueError(f"V must be >= 2, got {self.V}")
         if self.batch < 1:
@@ -158,11 +165,16 @@ class BigramLMConfig:
     def steps(self) -> np.ndarray:
         return np.arange(0, self.n_steps + 1, self.log_every)
 
-    def source(self):
-        """(P, x_law, is_deterministic) as float64 NumPy arrays."""
+    def source(self, second: bool = False):
+        """(P, x_law, is_deterministic) as float64 NumPy arrays (``second``: the post-shift source)."""
         from sims import bigram_data
 
         P, det = bigram_data.mixed_uncertainty(self.data_seed, self.V, self.frac_deterministic, self.support)
+        if second:  # replace a random fraction of the rows by those of another source
+            P2, det2 = bigram_data.mixed_uncertainty(self.shift_seed, self.V, self.frac_deterministic, self.support)
+            rows = np.random.default_rng(self.shift_seed).permutation(self.V)[: int(round(self.shift_frac * self.V))]
+            P, det = P.copy(), det.copy()
+            P[rows], det[rows] = P2[rows], det2[rows]
         return P, bigram_data.law(P, self.restart), det
 
 
@@ -178,8 +190,10 @@ def make_lm_run(cfg: BigramLMConfig):
     from sims import bigram_data
 
     P_np, law_np, det_np = cfg.source()
+    P2_np, law2_np, _ = cfg.source(second=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         H = -np.sum(np.where(P_np > 0, P_np * np.log(P_np), 0.0), axis=1)
+        H2 = -np.sum(np.where(P2_np > 0, P2_np * np.log(P2_np), 0.0), axis=1)
 
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
@@ -198,9 +212,15 @@ def make_lm_run(cfg: BigramLMConfig):
         def batch_loss(W, x, y):
             return -jnp.mean(jax.nn.log_softmax(W[x], axis=-1)[jnp.arange(x.size), y])
 
+        P2, law2 = jnp.asarray(P2_np, dt), jnp.asarray(law2_np, dt)
+
         def step(k, state, t):
             W, ost = state
-            x, y = bigram_data.sample_pairs(k, P, x_law, cfg.batch)
+            if cfg.shift_step:
+                new = t >= cfg.shift_step
+                x, y = bigram_data.sample_pairs(k, jnp.where(new, P2, P), jnp.where(new, law2, x_law), cfg.batch)
+            else:
+                x, y = bigram_data.sample_pairs(k, P, x_law, cfg.batch)
             upd, ost = opt.update(jax.grad(batch_loss)(W, x, y), ost, W)
             return (optax.apply_updates(W, upd), ost)
 
@@ -212,6 +232,9 @@ def make_lm_run(cfg: BigramLMConfig):
                    "lr_t": sched(t)}
             if cfg.record_params:
                 out["W"] = W.reshape(-1)
+            if cfg.shift_step:  # excess losses on the old and the new source
+                out["excess_old"] = tot - jnp.sum(x_law * Hrow)
+                out["excess_new"] = bigram_population_loss(W, P2, law2)[0] - jnp.sum(law2 * jnp.asarray(H2, dt))
             return out
 
         res = scan_with_records(key, step, (W0, opt.init(W0)), record, n_steps=cfg.n_steps,

@@ -1,0 +1,117 @@
+"""Rewarming for continual pre-training on a toy: a bigram LM whose source partly changes mid-run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from figures._core import Claim, band, fmt, param
+from sims.river_valley import BigramLMConfig, make_lm_run
+from sims.sweep import sweep
+
+NAME = "rewarming"
+DESCRIPTION = "re-increasing the lr after a data shift: a transient loss rise, then lower new-data loss"
+PAPER = "Gupta et al. 2023, continual pre-training (arXiv 2308.04014)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seeds: int = param(32, ge=2)
+    first_steps: int = param(3000, ge=100, help="pre-training on source A (cosine to final_ratio x peak)")
+    total_steps: int = param(6000, ge=200)
+    peak_lr: float = param(20.0, gt=0)
+    rewarm_ratios: tuple[float, ...] = param((0.5, 1.0), gt=0, help="rewarm peaks / peak_lr (claims use the last)")
+    warmup_frac: float = param(0.1, ge=0, lt=1, help="rewarm warmup as a fraction of phase 2")
+    final_ratio: float = param(0.05, gt=0, le=1)
+    shift_frac: float = param(0.25, gt=0, le=1, help="fraction of next-token laws that change at the shift")
+    window: tuple[float, ...] = param((0.15, 0.5), ge=0, le=1, help="phase-2 window (fractions) for the gap claim")
+    log_every: int = param(100, ge=1)
+    key_seed: int = param(0, ge=0)
+
+    def check(self):
+        if self.total_steps <= self.first_steps:
+            raise ValueError("total_steps must exceed first_steps")
+        for n in (self.first_steps, self.total_steps):
+            if n % self.log_every:
+                raise ValueError(f"log_every ({self.log_every}) must divide {n}")
+        if len(self.window) != 2 or self.window[0] >= self.window[1]:
+            raise ValueError("window must be (start, end) with start < end")
+
+
+PRESETS = {"quick": Config(), "full": Config(seeds=128, first_steps=20000, total_steps=40000, log_every=250)}
+
+
+def compute(cfg):
+    key = jax.random.key(cfg.key_seed)  # common random numbers across arms
+    base = ("cosine", cfg.first_steps, cfg.final_ratio)
+    warm = int(round(cfg.warmup_frac * (cfg.total_steps - cfg.first_steps)))
+    arms = {"continue at final lr": base}
+    for r in cfg.rewarm_ratios:
+        arms[f"rewarm to {r:g} x peak"] = ("rewarm", base, cfg.first_steps, r, cfg.total_steps, warm, cfg.final_ratio)
+    parts = []
+    for name, spec in arms.items():
+        lc = BigramLMConfig(n_steps=cfg.total_steps, log_every=cfg.log_every, shift_step=cfg.first_steps,
+                            shift_frac=cfg.shift_frac, schedule=spec)
+        ds = sweep(make_lm_run(lc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=key, steps=lc.steps(), cfg=lc,
+                   steps_per_run=cfg.total_steps)
+        parts.append(ds[["excess_old", "excess_new", "lr_t", "diverged"]].isel(lr=0, drop=True)
+                     .expand_dims(arm=[name]))
+    return xr.concat(parts, "arm")
+
+
+def claims(ds, cfg):
+    out = []
+    arms = list(ds.arm.values)
+    cont, rew = arms[0], arms[-1]
+    steps = ds.step.values
+    p2 = cfg.total_steps - cfg.first_steps
+    lo, hi = (cfg.first_steps + f * p2 for f in cfg.window)
+    win = (steps >= lo) & (steps <= hi)
+
+    def paired(var, sel):
+        d = (ds[var].sel(arm=rew) - ds[var].sel(arm=cont)).values[:, sel]
+        d = d.mean(-1) if d.ndim > 1 else d
+        return d.mean(), d.std(ddof=1) / np.sqrt(d.size)
+
+    mn, sn = paired("excess_new", win)
+    mo, so = paired("excess_old", win)
+    ok = bool(mn > 2 * sn and mo > 2 * so)
+    out.append(Claim(
+        "stability_gap", f"after the shift, rewarming ({rew}) first raises the loss on both old and new data above the "
+        f"run continued at the small lr (mean over steps {lo:g}-{hi:g})", "rewarm - continue > 0 on both",
+        f"new data {fmt(mn, 3)} +- {fmt(sn, 2)}; old data {fmt(mo, 3)} +- {fmt(so, 2)}", "paired differences > 2 SE",
+        ok))
+    me, se = paired("excess_new", np.arange(steps.size) == steps.size - 1)
+    ok = bool(me < -2 * se)
+    out.append(Claim(
+        "rewarm_wins_on_new_data", "by the end, rewarming gives a lower new-data loss than continuing at the small lr",
+        "rewarm - continue < 0", f"{fmt(me, 3)} +- {fmt(se, 2)}", "paired difference < -2 SE", ok))
+    mf, sf = paired("excess_old", np.arange(steps.size) == steps.size - 1)
+    out.append(Claim(
+        "rewarm_forgets_more", "the price: more forgetting of the old data at the end", "rewarm - continue > 0",
+        f"{fmt(mf, 3)} +- {fmt(sf, 2)}", "paired difference > 2 SE", bool(mf > 2 * sf)))
+    if ds.diverged.any():
+        out.append(Claim("no_divergence", "no run diverged", "0", str(int(ds.diverged.sum())), "count", False))
+    return out
+
+
+def plot(ds, cfg):
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
+    steps = ds.step.values
+    for i, arm in enumerate(ds.arm.values):
+        axs[0].plot(steps, ds.lr_t.sel(arm=arm).isel(seed=0), color=f"C{i}", label=str(arm))
+        band(axs[1], steps[1:], ds.excess_new.sel(arm=arm).values[:, 1:], f"C{i}", str(arm))
+        band(axs[2], steps[1:], ds.excess_old.sel(arm=arm).values[:, 1:], f"C{i}", str(arm))
+    for ax in axs:
+        ax.axvline(cfg.first_steps, color="0.5", ls=":", lw=1)
+    axs[0].set(xlabel="step", ylabel="lr", title="schedules (data shift at the dotted line)")
+    axs[0].legend(fontsize=7)
+    axs[1].set(yscale="log", xlabel="step", ylabel="excess loss, new source",
+               xlim=(cfg.first_steps * 0.9, cfg.total_steps), title=f"new data ({cfg.shift_frac:.0%} of rows changed)")
+    axs[2].set(yscale="log", xlabel="step", ylabel="excess loss, old source", title="old data (forgetting)")
+    axs[1].legend(fontsize=7)
+    return fig
