@@ -43,8 +43,8 @@ def test_bound_jax_equals_numpy():
 
 def test_constant_closed_form():
     """Schaipp et al.'s constant-lr terms D^2/(2cT), cG^2/2, (c/2)G^2 H_{T-1}, exact to 1e-10."""
-    np.testing.assert_allclose(ts.bound_terms(np.full(500, 0.03), 2.0, 1.5), ts.constant_bound_terms(500, 0.03, 2.0, 1.5),
-                               rtol=1e-10)
+    np.testing.assert_allclose(ts.bound_terms(np.full(500, 0.03), 2.0, 1.5),
+                               ts.constant_bound_terms(500, 0.03, 2.0, 1.5), rtol=1e-10)
 
 
 def test_tuned_bound_is_the_minimum_over_peak_lr():
