@@ -50,6 +50,9 @@ REGISTRY: tuple[str, ...] = (
     "refined_schedule",
     "rex_budgets",
     "rewarming",
+    "bandit_regret",
+    "bandit_rho",
+    "bandit_env",
 )
 
 

@@ -1,0 +1,116 @@
+"""The dynamical-linear-bandit environment against theory: steady-state value h^T u and the transient cost."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from figures._core import Claim, fmt, param
+from sims.bandits import BanditConfig, instance, make_run
+from sims.sweep import sweep
+from theory import bandits as tb
+
+NAME = "bandit_env"
+DESCRIPTION = "holding an action: mean reward -> h^T u (random non-normal A, complex eigenvalues); exact transient cost"
+PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997), Sec. 2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seeds: int = param(400, ge=10)
+    horizon: int = param(2000, ge=100)
+    instances: tuple[str, ...] = param(("random=0,0.8", "random=1,0.9", "random=2,0.95", "real", "synthetic"))
+    n_sigma: float = param(4.0, gt=0)
+    key_seed: int = param(0, ge=0)
+
+    def check(self):
+        if self.horizon % 100:
+            raise ValueError("horizon must be a multiple of 100")
+        for name in self.instances:
+            instance(name)
+
+
+PRESETS = {"quick": Config(), "full": Config(seeds=4000, horizon=10000)}
+
+
+def compute(cfg):
+    key = jax.random.key(cfg.key_seed)
+    rows = []
+    with jax.enable_x64(True):
+        for name in cfg.instances:
+            inst = instance(name)
+            K = inst.arms.shape[0]
+            bc = BanditConfig(instance=name, algorithm="constant_arm", horizon=cfg.horizon, log_every=cfg.horizon // 100)
+            ds = sweep(make_run(bc), {"arm": list(range(K))}, fixed={"noise_scale": 1.0}, seeds=cfg.seeds, key=key,
+                       steps=bc.steps(), cfg=bc, steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
+            h = tb.markov_parameter(inst)
+            best = float(np.max(inst.arms @ h))
+            R = ds.realized_regret.values  # arm, seed, step: cumulative sum (best - y)
+            for k in range(K):
+                # mean reward over the second half (transient discarded), per seed
+                half = R.shape[-1] // 2
+                ybar = best - (R[k, :, -1] - R[k, :, half]) / (cfg.horizon - bc.steps()[half])
+                # total transient cost from x = 0: sum_t (h^T u - y_t) = realized - T (best - h^T u)
+                cost = R[k, :, -1] - cfg.horizon * (best - inst.arms[k] @ h)
+                rows.append(dict(inst=name, arm=k, ybar=ybar, J=float(inst.arms[k] @ h), cost=cost,
+                                 cost_th=tb.switch_cost(inst, np.zeros(inst.arms.shape[1]), inst.arms[k]),
+                                 rho=tb.spectral_radius(inst.A),
+                                 complex=bool(np.any(np.abs(np.linalg.eigvals(inst.A).imag) > 1e-9)),
+                                 nonnormal=float(np.linalg.norm(inst.A @ inst.A.T - inst.A.T @ inst.A))))
+    return xr.Dataset({
+        "ybar": (("case", "seed"), np.stack([r["ybar"] for r in rows])),
+        "J": ("case", [r["J"] for r in rows]),
+        "cost": (("case", "seed"), np.stack([r["cost"] for r in rows])),
+        "cost_th": ("case", [r["cost_th"] for r in rows]),
+        "rho": ("case", [r["rho"] for r in rows]), "complex": ("case", [r["complex"] for r in rows]),
+        "nonnormal": ("case", [r["nonnormal"] for r in rows]),
+    }, coords={"case": [f"{r['inst']}:{r['arm']}" for r in rows], "inst": ("case", [r["inst"] for r in rows])})
+
+
+def _z(x, th):
+    x = np.asarray(x, dtype=np.float64)
+    m = x.mean(-1)
+    se = x.std(-1, ddof=1) / np.sqrt(x.shape[-1])
+    return np.abs(m - th) / se, m, se
+
+
+def claims(ds, cfg):
+    z, _, _ = _z(ds.ybar.values, ds.J.values)
+    nn = ds.nonnormal.values
+    out = [Claim(
+        "steady_state_value", "holding u, the long-run mean reward is h^T u, h = theta + B^T (I - A)^-T omega "
+        f"({ds.sizes['case']} (instance, arm) pairs; {int(ds.complex.sum())} with complex eigenvalues, "
+        f"max ||AA^T - A^T A|| = {fmt(nn.max(), 2)})", "h^T u", f"max |z| = {fmt(z.max(), 3)}",
+        f"|mean over the 2nd half - h^T u| / SE <= {cfg.n_sigma}", bool(z.max() <= cfg.n_sigma))]
+    zc, _, _ = _z(ds.cost.values, ds.cost_th.values)
+    out.append(Claim(
+        "transient_cost", "the total transient cost of switching from steady state u to u' is "
+        "omega^T (I - A)^-2 B (u' - u) (here from x = 0, the steady state of u = 0)", "closed form",
+        f"max |z| = {fmt(zc.max(), 3)}; costs {fmt(ds.cost_th.values[:4], 3)}...", f"|z| <= {cfg.n_sigma}",
+        bool(zc.max() <= cfg.n_sigma)))
+    return out
+
+
+def plot(ds, cfg):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    insts = list(dict.fromkeys(ds.inst.values))
+    for i, name in enumerate(insts):
+        sel = ds.inst.values == name
+        _, m, se = _z(ds.ybar.values[sel], ds.J.values[sel])
+        ax1.errorbar(ds.J.values[sel], m, yerr=2 * se, fmt="o", ms=4, color=f"C{i}",
+                     label=f"{name} ($\\rho$={ds.rho.values[sel][0]:.2f})")
+        _, mc, sec = _z(ds.cost.values[sel], ds.cost_th.values[sel])
+        ax2.errorbar(ds.cost_th.values[sel], mc, yerr=2 * sec, fmt="o", ms=4, color=f"C{i}")
+    for ax in (ax1, ax2):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax1.set(xlabel=r"theory $J(u)=h^\top u$", ylabel="simulated mean reward (2nd half)",
+            title=f"steady-state value ({cfg.seeds} seeds)")
+    ax1.legend(fontsize=7)
+    ax2.set(xlabel=r"theory $\omega^\top(I-A)^{-2}B(u'-u)$", ylabel=r"simulated $\sum_t (h^\top u - y_t)$",
+            title="transient cost of a switch")
+    return fig
