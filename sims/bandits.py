@@ -189,7 +189,8 @@ def make_run(cfg: BanditConfig):
         k0, krun = jax.random.split(key)
         a0 = jax.random.randint(k0, (), 0, K)
         sm = not alg.startswith("dlinucb")  # keep V^{-1} directly (rank-1 updates, no LAPACK per round)
-        A0 = AgentState((1 / lam if sm else lam) * jnp.eye(d, dtype=dt), lam * jnp.eye(d, dtype=dt), jnp.zeros(d, dt), jnp.zeros(d, dt),
+        eye = jnp.eye(d, dtype=dt)
+        A0 = AgentState((1 / lam if sm else lam) * eye, lam * eye, jnp.zeros(d, dt), jnp.zeros(d, dt),
                         a0, jnp.zeros(K, dt), jnp.full((K,), 1.0 / K, dt), jnp.zeros((), dt))
         s0 = (reset(k0, P), A0, jnp.zeros((), dt), jnp.zeros((), dt))
 
