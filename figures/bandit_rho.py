@@ -84,7 +84,8 @@ def claims(ds, cfg):
     out.append(Claim(
         "rho_bar_misspecified", "under-estimating rho(A) biases the estimate of h toward theta (epochs too short "
         "for the state to settle); over-estimating only lengthens epochs",
-        "position of h_hat on theta -> h: < 1 for rho_bar < rho, ~1 otherwise", "; ".join(f"rho_bar/rho={a:g}: {fmt(b, 3)}" for a, b in zip(f, lam)),
+        "position of h_hat on theta -> h: < 1 for rho_bar < rho, ~1 otherwise",
+        "; ".join(f"rho_bar/rho={a:g}: {fmt(b, 3)}" for a, b in zip(f, lam)),
         "every under-estimate >= 0.1 below the exact-rho value (toward theta); over-estimates within 0.1 of it "
         "(the bias need not be monotone in rho_bar: when UCB keeps the same arm over consecutive short epochs the "
         "state settles anyway)", ok))
