@@ -35,10 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.sweep import scan_with_records
+from sims.sweep import noise_chunk_for, scan_with_records
 from theory import bandits as tb
 
-__all__ = ["EnvParams", "EnvState", "reset", "step", "BanditConfig", "make_run", "instance", "ALGORITHMS",
+__all__ = ["EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance", "ALGORITHMS",
            "env_params"]
 
 ALGORITHMS = ("clairvoyant", "dynlinucb", "dynlinucb_logT", "linucb", "linucb_logT", "dlinucb", "dlinucb_logT",
@@ -73,16 +73,27 @@ def reset(key, params: EnvParams) -> EnvState:
 def step(key, state: EnvState, u, params: EnvParams):
     """One round: returns (next state, reward y_t). The reward uses the state before u acts."""
     kx, ky = jax.random.split(key)
-    y = params.omega @ state.x + params.theta @ u + params.sigma_y * jax.random.normal(ky, (), u.dtype)
-    x = params.A @ state.x + params.B @ u + params.sigma_x * jax.random.normal(kx, state.x.shape, u.dtype)
+    return step_noise(state, u, params, jax.random.normal(kx, state.x.shape, u.dtype),
+                      jax.random.normal(ky, (), u.dtype))
+
+
+def step_noise(state: EnvState, u, params: EnvParams, xi_x, xi_y):
+    """:func:`step` with given standard-normal noise (the simulations pre-draw it per block)."""
+    y = params.omega @ state.x + params.theta @ u + params.sigma_y * xi_y
+    x = params.A @ state.x + params.B @ u + params.sigma_x * xi_x
     return EnvState(x), y
 
 
 @functools.cache
 def instance(name: str) -> tb.Instance:
-    """``synthetic``, ``real``, ``rho=<value>`` (rho sweep at fixed h), ``random=<seed>,<rho>``."""
+    """``synthetic`` (and its limits ``synthetic:B=0``, ``synthetic:omega=0``, ``synthetic:A=0``), ``real``,
+    ``rho=<value>`` (rho sweep at fixed h), ``random=<seed>,<rho>``."""
     if name == "synthetic":
         return tb.synthetic()
+    if name in ("synthetic:B=0", "synthetic:omega=0", "synthetic:A=0"):  # the sanity limits
+        s = tb.synthetic()
+        field = name.split(":")[1].split("=")[0]
+        return tb.check_instance(s._replace(**{field: np.zeros_like(getattr(s, field))}))
     if name == "real":
         return tb.real_data()
     if name.startswith("rho="):
@@ -101,7 +112,7 @@ class BanditConfig:
     log_every: int = 1000
     rho_bar: float = -1.0  # the learner's bound on rho(A); < 0: the true rho (as the paper's code)
     arm: int = 0  # for algorithm='constant_arm'
-    unroll: int = 1  # inner lax.scan unroll (speed only)
+    unroll: int = 1  # inner lax.scan unroll (speed only; 4 and 16 measured no faster)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -205,7 +216,7 @@ def make_run(cfg: BanditConfig):
                 return ag, jnp.asarray(u_exp, dt)
             if alg in ("exp3", "batch_exp3"):
                 choose = (t % batch) == 0
-                draw = jax.random.categorical(k, jnp.log(ag.p))
+                draw = jnp.minimum(jnp.searchsorted(jnp.cumsum(ag.p), k * jnp.sum(ag.p)), K - 1)  # k ~ U(0, 1)
                 arm = jnp.where(choose, draw, ag.arm)
                 return ag._replace(arm=arm), arms[arm]
             V_inv = ag.V if sm else jnp.linalg.inv(ag.V)
@@ -251,18 +262,26 @@ def make_run(cfg: BanditConfig):
             b = jnp.where(upd, ag.b + u * y, ag.b)
             return ag._replace(V=V_inv, b=b, h=jnp.where(upd, V_inv @ b, ag.h))
 
-        def round_(k, state, t):
+        def round_(rand, state, t):
             env, ag, pseudo, realized = state
-            k_env, k_alg = jax.random.split(k)  # k_env depends on (seed, t) only: common random numbers
-            ag, u = act(ag, t, k_alg)
-            env, y = step(k_env, env, u, P)
+            # rand depends on (seed, t) only, never on the algorithm: common random numbers
+            ag, u = act(ag, t, rand["u"])
+            env, y = step_noise(env, u, P, rand["x"], rand["y"])
             ag = update(ag, u, y, t)
             return (env, ag, pseudo + (best_val - h @ u), realized + (best_val - y))
 
         def record(state, t):
             return {"pseudo_regret": state[2], "realized_regret": state[3], "arm_played": state[1].arm}
 
-        res = scan_with_records(krun, round_, s0, record, n_steps=T, log_every=cfg.log_every, unroll=cfg.unroll)
+        n_x = inst.A.shape[0]
+
+        def noise(k, m):  # one batched draw per chunk of rounds (these sims are RNG-bound)
+            kx, ky, ku = jax.random.split(k, 3)
+            return {"x": jax.random.normal(kx, (m, n_x), dt), "y": jax.random.normal(ky, (m,), dt),
+                    "u": jax.random.uniform(ku, (m,), dt)}
+
+        res = scan_with_records(krun, round_, s0, record, n_steps=T, log_every=cfg.log_every, unroll=cfg.unroll,
+                                noise=noise, noise_chunk=noise_chunk_for(cfg.log_every, n_x + 2))
         return {"pseudo_regret": res.state[2], "realized_regret": res.state[3], "h_hat": res.state[1].h,
                 "diverged_step": res.diverged_step}, res.traj
 

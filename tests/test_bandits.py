@@ -1,0 +1,148 @@
+"""Dynamical linear bandits: theory (h, epochs, limits, switch cost), environment vs theory, DynLin-UCB
+against an independent NumPy per-round implementation, bad input, determinism."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks.bandits import numpy_dynlinucb
+from sims import bandits as sb
+from sims.bandits import BanditConfig, make_run
+from sims.sweep import sweep
+from theory import bandits as tb
+
+
+def test_markov_parameter_equals_truncated_series():
+    """h = theta + sum_k B^T (A^T)^k omega (Neumann series, 400 terms) for a non-normal complex instance."""
+    inst = tb.random_instance(3, rho=0.9)
+    s, P = np.zeros(3), np.eye(inst.A.shape[0])
+    for _ in range(400):
+        s += inst.B.T @ P.T @ inst.omega
+        P = P @ inst.A
+    np.testing.assert_allclose(tb.markov_parameter(inst), inst.theta + s, rtol=1e-12, atol=1e-14)
+
+
+def test_paper_instances():
+    """Synthetic: h = (0.5625, 0.5, 0.1111), best arm (1, .5, 0) with 0.8125; real: rho = 0.667, best (1, 0, .5)."""
+    s = tb.synthetic()
+    np.testing.assert_allclose(tb.markov_parameter(s), [0.5625, 0.5, 1 / 9], rtol=1e-12)
+    i, u = tb.optimal_action(s)
+    np.testing.assert_allclose(u, [1, 0.5, 0]) and pytest.approx(0.8125) == float(u @ tb.markov_parameter(s))
+    r = tb.real_data()
+    assert tb.spectral_radius(r.A) == pytest.approx(0.667, abs=1e-3)
+    np.testing.assert_allclose(tb.optimal_action(r)[1], [1, 0, 0.5])
+    assert len(tb.epoch_ends(0.2, 1_000_000)) == 137_206  # the count the authors' code produces
+
+
+def test_sanity_limits():
+    """B = 0 or omega = 0 -> h = theta; A = 0 -> H_m = 1 and h = theta + B^T omega; unit ball -> h/|h|."""
+    s = tb.synthetic()
+    assert np.allclose(tb.markov_parameter(s._replace(B=np.zeros((3, 3)))), s.theta)
+    assert np.allclose(tb.markov_parameter(s._replace(omega=np.zeros(3))), s.theta)
+    z = s._replace(A=np.zeros((3, 3)))
+    assert np.allclose(tb.markov_parameter(z), s.theta + s.B.T @ s.omega)
+    assert np.all(tb.epoch_lengths(0.0, 50) == 1)
+    _, u = tb.optimal_action(s, "ball")
+    assert u == pytest.approx(tb.markov_parameter(s) / np.linalg.norm(tb.markov_parameter(s)))
+
+
+def test_epoch_lengths_keep_transient_below_1_over_m():
+    for rho in (0.2, 0.667, 0.95):
+        H = tb.epoch_lengths(rho, 5000)
+        m = np.arange(1, 5001)
+        assert np.all(rho**H < 1 / m + 1e-15)
+
+
+def test_switch_cost_matches_direct_sum():
+    """omega^T (I-A)^-2 B (u' - u) equals the summed mean transient computed by iterating the mean dynamics."""
+    inst = tb.random_instance(1, rho=0.85)
+    u0, u1 = inst.arms[0], inst.arms[3]
+    h = tb.markov_parameter(inst)
+    x = np.linalg.solve(np.eye(inst.A.shape[0]) - inst.A, inst.B @ u0)  # steady state of u0
+    cost = 0.0
+    for _ in range(3000):
+        cost += h @ u1 - (inst.omega @ x + inst.theta @ u1)
+        x = inst.A @ x + inst.B @ u1
+    assert tb.switch_cost(inst, u0, u1) == pytest.approx(cost, rel=1e-9, abs=1e-12)
+
+
+def test_env_mean_reward_converges_to_h_u():
+    """Holding each arm of a non-normal complex instance: second-half mean reward within 4 SE of h^T u."""
+    cfg = BanditConfig(instance="random=2,0.9", algorithm="constant_arm", horizon=1000, log_every=100)
+    inst = sb.instance(cfg.instance)
+    with jax.enable_x64(True):
+        ds = sweep(make_run(cfg), {"arm": list(range(5))}, fixed={"noise_scale": 1.0}, seeds=300,
+                   key=jax.random.key(0), steps=cfg.steps(), progress=False, dims={"h_hat": ("c",)})
+    h = tb.markov_parameter(inst)
+    best = float(np.max(inst.arms @ h))
+    R = ds.realized_regret.values
+    ybar = best - (R[:, :, -1] - R[:, :, 5]) / 500
+    m, se = ybar.mean(1), ybar.std(1, ddof=1) / np.sqrt(300)
+    assert np.all(np.abs(m - inst.arms @ h) < 4 * se)
+
+
+def test_gymnax_style_reset_step_vmap_over_instances():
+    """step is pure and vmappable over instances (EnvParams stacked) and keys."""
+    ps = [sb.env_params(tb.random_instance(i, rho=0.5)) for i in range(3)]
+    P = jax.tree.map(lambda *x: np.stack(x), *ps)
+    keys = jax.random.split(jax.random.key(0), 3)
+    st = jax.vmap(sb.reset)(keys, P)
+    st2, y = jax.vmap(sb.step, in_axes=(0, 0, None, 0))(keys, st, np.ones(3), P)
+    assert y.shape == (3,) and st2.x.shape == (3, 4)
+
+
+def test_dynlinucb_matches_numpy_reference_noise_free():
+    """Independent reference (a NumPy per-round loop written from the authors' code): with zero noise the
+    arm sequence of the JAX DynLin-UCB is identical, round by round, given the same first arm."""
+    T = 3000
+    cfg = BanditConfig(instance="real", algorithm="dynlinucb", horizon=T, log_every=1)
+    with jax.enable_x64(True):
+        ds = sweep(make_run(cfg), {"noise_scale": [0.0]}, seeds=2, key=jax.random.key(4), steps=cfg.steps(),
+                   progress=False, dims={"h_hat": ("c",)})
+    arms_jax = ds.arm_played.isel(noise_scale=0).values[:, 1:]  # arm held during round t
+    for s in range(2):
+        ref = numpy_dynlinucb(sb.instance("real"), T, 1.0, int(arms_jax[s, 0]))
+        np.testing.assert_array_equal(arms_jax[s], ref)
+
+
+@pytest.mark.parametrize("limit", ["synthetic:B=0", "synthetic:omega=0"])
+def test_limit_h_equals_theta_and_dynlinucb_matches_linucb(limit):
+    """B = 0 or omega = 0: h = theta, so both estimators are unbiased for theta (|h_hat - theta| < 0.05 on
+    the seed mean) and both play argmax theta^T u most often over the second half (A = 0: test_sanity_limits)."""
+    inst = sb.instance(limit)
+    assert np.allclose(tb.markov_parameter(inst), inst.theta)
+    best = int(np.argmax(inst.arms @ inst.theta))
+    for alg in ("dynlinucb_logT", "linucb_logT"):
+        cfg = BanditConfig(instance=limit, algorithm=alg, horizon=20000, log_every=1000, rho_bar=0.2)
+        with jax.enable_x64(True):
+            ds = sweep(make_run(cfg), {"noise_scale": [1.0]}, seeds=3, key=jax.random.key(0), steps=cfg.steps(),
+                       progress=False, dims={"h_hat": ("c",)})
+        played = ds.arm_played.isel(noise_scale=0).values[:, 10:].ravel()
+        assert np.bincount(played, minlength=6).argmax() == best, alg
+        assert np.abs(ds.h_hat.isel(noise_scale=0).mean("seed").values - inst.theta).max() < 0.05, alg
+
+
+def test_determinism():
+    cfg = BanditConfig(instance="synthetic", algorithm="exp3", horizon=2000, log_every=100)
+    kw = dict(seeds=3, key=jax.random.key(1), steps=cfg.steps(), progress=False, dims={"h_hat": ("c",)})
+    a = sweep(make_run(cfg), {"noise_scale": [1.0]}, **kw)
+    b = sweep(make_run(cfg), {"noise_scale": [1.0]}, **kw)
+    np.testing.assert_array_equal(a.pseudo_regret.values, b.pseudo_regret.values)
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda: tb.check_instance(tb.synthetic()._replace(A=np.diag([1.2, 0, 0]))), "rho"),
+    (lambda: tb.check_instance(tb.synthetic()._replace(B=np.zeros((2, 3)))), "B"),
+    (lambda: tb.check_instance(tb.synthetic()._replace(omega=np.zeros(2))), "omega"),
+    (lambda: tb.check_instance(tb.synthetic()._replace(sigma_x=-1.0)), "noise"),
+    (lambda: tb.check_instance(tb.synthetic()._replace(arms=np.zeros((0, 3)))), "action set"),
+    (lambda: BanditConfig(horizon=0), "horizon"),
+    (lambda: BanditConfig(algorithm="ar3"), "algorithm"),
+    (lambda: BanditConfig(instance="mars"), "instance"),
+    (lambda: tb.epoch_lengths(1.0, 3), "rho_bar"),
+])
+def test_bad_input(make, msg):
+    with pytest.raises(ValueError, match=msg):
+        make()
