@@ -33,7 +33,8 @@ T = 20_000 if SMALL else 300_000
 inst = instance("real")
 h = tb.markov_parameter(inst)
 print("rho(A) =", round(tb.spectral_radius(inst.A), 3), " Phi(A) =", round(tb.phi(inst.A), 3), " h =", h.round(4))
-print("arm values h^T u:", (inst.arms @ h).round(4), " myopic arm (theta):", inst.arms[np.argmax(inst.arms @ inst.theta)])
+print("arm values h^T u:", (inst.arms @ h).round(4))
+print("myopic arm (argmax theta^T u):", inst.arms[np.argmax(inst.arms @ inst.theta)])
 
 # %%
 fig, ax = plt.subplots()
