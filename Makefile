@@ -7,6 +7,7 @@ REQ_HASH := $(shell $(PY) -c "import hashlib;print(hashlib.sha256(open('requirem
 STAMP := $(VENV)/.stamp-$(REQ_HASH)
 export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
+export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
 .PHONY: all venv test test-all figures figures-full bench lab lint clean
 

@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import pytest
+# pytest-xdist starts one JAX process per worker: on a GPU each would preallocate 75% of the memory
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +31,7 @@ def getkey():
 def run_py(args, env_extra=None, timeout=600, cwd=ROOT):
     """Run ``python args...`` in a subprocess with the repo on PYTHONPATH."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["MPLBACKEND"] = "Agg"
     env.update(env_extra or {})
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
