@@ -108,3 +108,22 @@ def law(P, restart: float = 0.0):
     P = check_transition(P)
     V = P.shape[0]
     return stationary((1 - restart) * P + restart / V)
+
+
+def backcopy_sequences(key, P, triggers_mask, first_law, batch: int, length: int, bos: int):
+    """Bigram-Backcopy (Guo et al. 2024): ``[BOS, x1, ...]`` where after a trigger the next token copies the
+    token before the trigger, otherwise a bigram draw. Shape (batch, length); fresh every call."""
+    if length < 3:
+        raise ValueError(f"sequence length must be >= 3, got {length}")
+    k0, k1 = jax.random.split(key)
+    logP = jnp.log(jnp.maximum(P, 1e-30))
+    x1 = jax.random.categorical(k0, jnp.log(jnp.maximum(first_law, 1e-30)), shape=(batch,))
+
+    def step(carry, k):
+        prev, cur = carry
+        draw = jax.random.categorical(k, logP[cur])
+        nxt = jnp.where(triggers_mask[cur], prev, draw)
+        return (cur, nxt), nxt
+
+    _, rest = jax.lax.scan(step, (jnp.full((batch,), bos), x1), jax.random.split(k1, length - 2))
+    return jnp.concatenate([jnp.full((batch, 1), bos), x1[:, None], rest.T], axis=1)

@@ -65,3 +65,49 @@ def population_loss(logits, P, weights=None) -> np.ndarray:
     logp = z - np.log(np.exp(z).sum(1, keepdims=True))
     per = -(P * logp).sum(1)
     return per if weights is None else float(np.asarray(weights) @ per)
+
+
+def triggers_of(P, k: int) -> np.ndarray:
+    """Bigram-Backcopy triggers (Guo et al. 2024): the k most frequent tokens under the stationary law."""
+    P = check_transition(P)
+    if not 0 < k < P.shape[0]:
+        raise ValueError(f"number of triggers k must satisfy 0 < k < V={P.shape[0]}, got {k}")
+    return np.sort(np.argsort(-stationary(P), kind="stable")[:k])
+
+
+def backcopy_oracle(P, triggers, length: int):
+    r"""Exact Bayes-optimal losses of the Bigram-Backcopy task (Guo et al. 2024, Sec. 2), by propagating
+    the law of the pair :math:`(x_{n-1}, x_n)` (V^2 states) along the sequence:
+
+    * at a trigger position the next token is :math:`x_{n-1}`: loss 0;
+    * at a non-trigger position it is drawn from :math:`P[x_n]`: loss :math:`H(P_{x_n\cdot})`.
+
+    ``x_1`` follows the stationary law with triggers removed. Returns (mean oracle loss over non-trigger
+    positions n = 1..length-1, fraction of trigger positions).
+    """
+    P = check_transition(P)
+    V = P.shape[0]
+    trig = np.zeros(V, bool)
+    trig[np.asarray(triggers)] = True
+    if length < 3:
+        raise ValueError(f"sequence length must be >= 3, got {length}")
+    first = stationary(P) * ~trig
+    first /= first.sum()
+    H = row_entropy(P)
+    # q[a, b] = Pr(x_{n-1} = a, x_n = b); at n = 1 the "previous" token is BOS: use a uniform dummy
+    q = np.outer(np.full(V, 1.0 / V), first)
+    loss_sum, n_non, n_trig = 0.0, 0.0, 0.0
+    for _ in range(1, length):
+        pb = q.sum(0)
+        n_trig += pb[trig].sum()
+        n_non += pb[~trig].sum()
+        loss_sum += (pb * H)[~trig].sum()
+        new = np.zeros_like(q)
+        # non-trigger current token b: next ~ P[b]
+        nb = ~trig
+        new[nb, :] += pb[nb, None] * P[nb, :]
+        # trigger current token b: next = previous token a  -> new pair (b, a)
+        qt = q[:, trig]  # (a, b in trig)
+        new[np.ix_(trig, np.arange(V))] += qt.T
+        q = new
+    return loss_sum / n_non, n_trig / (n_trig + n_non)
