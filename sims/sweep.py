@@ -366,7 +366,7 @@ def sweep(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(chunks), desc="sweep", unit="chunk", leave=False)
+        bar = tqdm(total=len(chunks), desc="sweep", unit="chunk", leave=False, disable=None)  # off without a TTY
     t_start = time.perf_counter()
     done_steps = 0
     for h0, s0 in chunks:
