@@ -87,20 +87,11 @@ def sample_pairs(key, P, x_law, batch: int):
 
 
 def sample_sequences(key, P, first_law, batch: int, length: int, bos: int):
-    """Markov sequences ``[BOS, x1, ..., x_{length-1}]`` of shape (batch, length), x1 ~ first_law."""
+    """Markov sequences ``[BOS, x1, ..., x_{length-1}]`` of shape (batch, length), x1 ~ first_law
+    (Bigram-Backcopy without triggers)."""
     if length < 2:
         raise ValueError(f"length must be >= 2, got {length}")
-    k0, k1 = jax.random.split(key)
-    logP = jnp.log(jnp.maximum(P, 1e-30))
-    x1 = jax.random.categorical(k0, jnp.log(jnp.maximum(first_law, 1e-30)), shape=(batch,))
-
-    def step(x, k):
-        nxt = jax.random.categorical(k, logP[x])
-        return nxt, nxt
-
-    _, rest = jax.lax.scan(step, x1, jax.random.split(k1, length - 2))
-    seq = jnp.concatenate([jnp.full((batch, 1), bos), x1[:, None], rest.T], axis=1)
-    return seq
+    return _sequences(key, P, jnp.zeros(P.shape[0], bool), first_law, batch, length, bos)
 
 
 def law(P, restart: float = 0.0):
@@ -115,6 +106,10 @@ def backcopy_sequences(key, P, triggers_mask, first_law, batch: int, length: int
     token before the trigger, otherwise a bigram draw. Shape (batch, length); fresh every call."""
     if length < 3:
         raise ValueError(f"sequence length must be >= 3, got {length}")
+    return _sequences(key, P, triggers_mask, first_law, batch, length, bos)
+
+
+def _sequences(key, P, triggers_mask, first_law, batch, length, bos):
     k0, k1 = jax.random.split(key)
     logP = jnp.log(jnp.maximum(P, 1e-30))
     x1 = jax.random.categorical(k0, jnp.log(jnp.maximum(first_law, 1e-30)), shape=(batch,))

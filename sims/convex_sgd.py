@@ -89,11 +89,7 @@ def make_run(cfg: ConvexConfig):
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
         A, b = jnp.asarray(A_np, dt), jnp.asarray(b_np, dt)
-        if cfg.schedule:
-            unit = schedules.from_spec(cfg.schedule)
-            sched = lambda t: hp["lr"] * unit(t)
-        else:
-            sched = schedules.family_from_hparams(hp, cfg.n_steps)
+        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         x0 = jnp.zeros(cfg.d, dt)
         loss_b = lambda x, idx: full_loss(x, A[idx], b[idx], cfg.problem)

@@ -89,11 +89,7 @@ def make_run(cfg: RiverConfig):
 
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
-        if cfg.schedule:
-            unit = schedules.from_spec(cfg.schedule)
-            sched = lambda t: hp["lr"] * unit(t)
-        else:
-            sched = schedules.family_from_hparams(hp, cfg.n_steps)
+        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         sig = jnp.concatenate([jnp.asarray([cfg.sigma_river], dt),
                                jnp.broadcast_to(jnp.asarray(cfg.sigma_hill, dt), (cfg.k,))])
@@ -201,11 +197,7 @@ def make_lm_run(cfg: BigramLMConfig):
         det, Hrow = jnp.asarray(det_np), jnp.asarray(H, dt)
         w_det = x_law * det / jnp.sum(x_law * det)
         w_unc = x_law * (~det) / jnp.sum(x_law * (~det))
-        if cfg.schedule:
-            unit = schedules.from_spec(cfg.schedule)
-            sched = lambda t: hp["lr"] * unit(t)
-        else:
-            sched = schedules.family_from_hparams(hp, cfg.n_steps)
+        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         W0 = jnp.zeros((cfg.V, cfg.V), dt)
 

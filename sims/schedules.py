@@ -346,6 +346,15 @@ def cyclic_cosine_protocol(cycle_ends: Sequence[int], final_ratio: float = 0.1) 
                     tuple((0, e) for e in ends), ends[-1])
 
 
+def schedule_for(spec: tuple, hp, total_steps: int) -> Schedule:
+    """The schedule a sim uses: ``hp["lr"]`` times the unit-peak static ``spec`` if one is given, else
+    the array-parametrized WSD family read from ``hp`` (:func:`family_from_hparams`)."""
+    if spec:
+        unit = from_spec(spec)
+        return lambda t: hp["lr"] * unit(t)
+    return family_from_hparams(hp, total_steps)
+
+
 def from_spec(spec: tuple) -> Schedule:
     """A unit-peak schedule from a hashable spec tuple (so it can live in a static config):
 
