@@ -87,6 +87,7 @@ def step_noise(state: EnvState, u, params: EnvParams, xi_x, xi_y):
 @functools.cache
 def instance(name: str) -> tb.Instance:
     """``synthetic`` (and its limits ``synthetic:B=0``, ``synthetic:omega=0``, ``synthetic:A=0``), ``real``,
+    ``synthetic:ball`` / ``real:ball`` (unit-ball action set, 512 directions),
     ``rho=<value>`` (rho sweep at fixed h), ``random=<seed>,<rho>``."""
     if name == "synthetic":
         return tb.synthetic()
@@ -96,6 +97,9 @@ def instance(name: str) -> tb.Instance:
         return tb.check_instance(s._replace(**{field: np.zeros_like(getattr(s, field))}))
     if name == "real":
         return tb.real_data()
+    if name in ("synthetic:ball", "real:ball"):  # the unit ball as action set, discretized (512 directions)
+        base = tb.synthetic() if name.startswith("synthetic") else tb.real_data()
+        return tb.check_instance(base._replace(arms=tb.sphere_arms(512)))
     if name.startswith("rho="):
         return tb.rho_sweep_instance(float(name[4:]))
     if name.startswith("random="):

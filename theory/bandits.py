@@ -181,6 +181,18 @@ def switch_cost(inst: Instance, u_from, u_to) -> float:
     return float(inst.omega @ M @ M @ inst.B @ (np.asarray(u_to, float) - np.asarray(u_from, float)))
 
 
+def sphere_arms(n: int = 512, d: int = 3) -> np.ndarray:
+    """``n`` nearly uniform points on the unit sphere in R^3 (Fibonacci lattice): the unit-ball action set,
+    discretized (the maximizer of a linear function over the ball lies on the sphere)."""
+    if d != 3 or n < 2:
+        raise ValueError("sphere_arms supports d = 3 and n >= 2")
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    r = np.sqrt(1 - z**2)
+    phi_ = np.pi * (1 + 5**0.5) * i
+    return np.stack([r * np.cos(phi_), r * np.sin(phi_), z], axis=1)
+
+
 def budget_arms(p: int = 3, daily: float = 1.5, cmax: float = 1.0, cmin: float = 0.0) -> np.ndarray:
     """The paper's arms: greedy fills of a daily budget over p campaigns (unique; all permutations of
     (1, 0.5, 0) for the defaults) [code main.py]."""
