@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.sweep import noise_chunk_for, scan_with_records
+from sims.sweep import noise_chunk_for, record_steps, scan_with_records
 from theory import bandits as tb
 
 __all__ = ["EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance", "ALGORITHMS",
@@ -130,7 +130,7 @@ class BanditConfig:
         instance(self.instance)
 
     def steps(self):
-        return np.arange(0, self.horizon + 1, self.log_every)
+        return record_steps(self.horizon, self.log_every)
 
     def rho_used(self) -> float:
         return tb.spectral_radius(instance(self.instance).A) if self.rho_bar < 0 else self.rho_bar

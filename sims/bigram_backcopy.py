@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from sims import bigram_data as bd
-from sims.sweep import scan_with_records
+from sims.sweep import check_loop, record_steps, scan_with_records
 from sims.transformer import TransformerConfig, _ln, apply, init
 from theory import bigram as tb
 
@@ -54,16 +54,14 @@ class BBConfig:
             raise ValueError(f"seq_len must be >= 3, got {self.seq_len}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        self.model()
+        check_loop(self.n_steps, self.log_every)
 
     def model(self) -> TransformerConfig:
         return TransformerConfig(vocab=self.V + 1, max_len=self.seq_len, d_model=self.d_model,
                                  n_layers=self.n_layers, n_heads=self.n_heads, mlp=self.mlp, attention=self.attention)
 
     def steps(self):
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
 
 @functools.cache

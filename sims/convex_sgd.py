@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import scan_with_records
+from sims.sweep import check_loop, record_steps, scan_with_records
 
 __all__ = ["ConvexConfig", "make_data", "make_run", "full_loss"]
 
@@ -49,13 +49,12 @@ class ConvexConfig:
             raise ValueError("n, d and batch must be >= 1")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        check_loop(self.n_steps, self.log_every)
         if self.schedule:
             schedules.from_spec(self.schedule)
 
     def steps(self):
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
 
 @functools.cache

@@ -28,11 +28,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from sims.sweep import scan_with_records
+from sims.sweep import check_loop, record_steps, scan_with_records
 from theory import lion as tl
 
 __all__ = ["scale_by_lion_kappa", "lion_kappa", "LionConfig", "make_run", "ode_solve", "ODEState"]
@@ -107,15 +106,14 @@ class LionConfig:
     def __post_init__(self):
         tl.get_kappa(self.kappa)
         tl.problem(self.problem, self.d, self.problem_seed)
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        check_loop(self.n_steps, self.log_every)
         if self.x0 and len(self.x0) != self.d:
             raise ValueError(f"x0 must have d={self.d} entries, got {len(self.x0)}")
         if self.grad_noise < 0 or self.x0_scale < 0:
             raise ValueError("grad_noise and x0_scale must be >= 0")
 
     def steps(self):
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
 
 @functools.cache

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import noise_chunk_for, scan_with_records
+from sims.sweep import check_loop, noise_chunk_for, record_steps, scan_with_records
 
 __all__ = ["QuadraticConfig", "make_run", "loss"]
 
@@ -51,10 +51,7 @@ class QuadraticConfig:
             raise ValueError(f"sigma must be >= 0, got {self.sigma}")
         if self.bound <= 0:
             raise ValueError(f"bound must be > 0, got {self.bound}")
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(
-                f"n_steps ({self.n_steps}) must be >= 1 and a multiple of log_every ({self.log_every})"
-            )
+        check_loop(self.n_steps, self.log_every)
 
     @property
     def d(self) -> int:
@@ -66,7 +63,7 @@ class QuadraticConfig:
         return noise_chunk_for(self.log_every, self.d)
 
     def steps(self) -> np.ndarray:
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
 
 def loss(x, a):

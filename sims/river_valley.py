@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import noise_chunk_for, scan_with_records
+from sims.sweep import check_loop, noise_chunk_for, record_steps, scan_with_records
 
 __all__ = ["RiverConfig", "make_run", "loss_parts"]
 
@@ -58,8 +58,7 @@ class RiverConfig:
             raise ValueError(f"river scale c and length s must be > 0, got c={self.c}, s={self.s}")
         if self.noise not in ("additive", "loss"):
             raise ValueError(f"noise must be 'additive' or 'loss', got {self.noise!r}")
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        check_loop(self.n_steps, self.log_every)
         if self.schedule:
             schedules.from_spec(self.schedule)  # validates
 
@@ -68,7 +67,7 @@ class RiverConfig:
         return len(self.a)
 
     def steps(self) -> np.ndarray:
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
 
 def loss_parts(x, cfg: RiverConfig):
@@ -155,11 +154,9 @@ class BigramLMConfig:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if not 0 <= self.restart <= 1:
             raise ValueError(f"restart must lie in [0, 1], got {self.restart}")
-        if self.n_steps < 1 or self.log_every < 1 or self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-
+        check_loop(self.n_steps, self.log_every)
     def steps(self) -> np.ndarray:
-        return np.arange(0, self.n_steps + 1, self.log_every)
+        return record_steps(self.n_steps, self.log_every)
 
     def source(self, second: bool = False):
         """(P, x_law, is_deterministic) as float64 NumPy arrays (``second``: the post-shift source)."""

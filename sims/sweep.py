@@ -46,6 +46,7 @@ __all__ = [
     "LoopOut",
     "scan_with_records",
     "record_steps",
+    "check_loop",
     "noise_chunk_for",
     "sweep",
     "batched",
@@ -66,7 +67,7 @@ class LoopOut(NamedTuple):
 
 def record_steps(n_steps: int, log_every: int) -> np.ndarray:
     """Step coordinates of the records made by :func:`scan_with_records`."""
-    _check_loop(n_steps, log_every)
+    check_loop(n_steps, log_every)
     return np.arange(0, n_steps + 1, log_every)
 
 
@@ -78,7 +79,8 @@ def noise_chunk_for(log_every: int, width: int, cap: int = 128) -> int:
     return max(k for k in range(1, log_every + 1) if log_every % k == 0 and k <= top)
 
 
-def _check_loop(n_steps: int, log_every: int) -> None:
+def check_loop(n_steps: int, log_every: int) -> None:
+    """Valid step grid: n_steps >= 1, log_every >= 1, n_steps a multiple of log_every."""
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     if not isinstance(log_every, (int, np.integer)) or log_every < 1:
@@ -126,7 +128,7 @@ def scan_with_records(
     or has a leaf with ``|x| > bound``. With ``freeze_on_divergence`` the state stops updating
     from then on (records keep the last bad state) so that a diverged run costs no NaN storms.
     """
-    _check_loop(n_steps, log_every)
+    check_loop(n_steps, log_every)
     n_blocks = n_steps // log_every
 
     def one_step(carry, inp):
