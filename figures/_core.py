@@ -53,6 +53,10 @@ REGISTRY: tuple[str, ...] = (
     "bandit_regret",
     "bandit_rho",
     "bandit_env",
+    "bb_attention",
+    "bb_interventions",
+    "bb_extreme_tokens",
+    "bb_reduced",
 )
 
 

@@ -5,14 +5,17 @@ BB data and measure the extreme-token phenomena (attention sink, value-state dra
 ``lax.scan``) and records, on a fixed evaluation batch: the loss at trigger / non-trigger positions, the
 attention on BOS at non-trigger and trigger queries, the attention on the previous token at trigger
 queries, the BOS value norm against the others' mean, the BOS residual norm against the others' mean, and
-the BOS attention-logit gap. ``final`` adds the intervention losses (attention removed; attention forced
-to BOS at non-trigger queries; MLP removed) and one attention map. hparams: ``lr``.
+the BOS attention-logit gap; every mechanism metric per layer (trailing dim ``layer``, head 0). ``final``
+adds the intervention losses (attention removed; attention forced to BOS at non-trigger queries; MLP
+removed, in every layer) and the attention maps of one evaluation sequence. hparams: ``lr``.
+Pass ``dims=SWEEP_DIMS`` to :func:`sims.sweep.sweep`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +24,15 @@ import optax
 
 from sims import bigram_data as bd
 from sims.sweep import check_loop, record_steps, scan_with_records
-from sims.transformer import TransformerConfig, _ln, apply, init
+from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
+from theory import bigram_backcopy as tbb
 
-__all__ = ["BBConfig", "make_run", "source"]
+__all__ = ["BBConfig", "make_run", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig", "make_reduced_run"]
+
+LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
+                 "bos_resid_norm", "other_resid_norm", "bos_logit_gap")
+SWEEP_DIMS = {"attn_map": ("layer", "q", "k"), "attn_map_trigger": ("q",), **{m: ("layer",) for m in LAYER_METRICS}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +52,7 @@ class BBConfig:
     attention: str = "softmax"
     optimizer: str = "adamw"  # adamw (paper: betas (0.9, 0.99), wd 1e-4) or sgd (momentum 0.9, wd 1e-4)
     eval_batch: int = 128
+    init: str = "torch"
 
     def __post_init__(self):
         if self.V < 2:
@@ -58,7 +67,8 @@ class BBConfig:
 
     def model(self) -> TransformerConfig:
         return TransformerConfig(vocab=self.V + 1, max_len=self.seq_len, d_model=self.d_model,
-                                 n_layers=self.n_layers, n_heads=self.n_heads, mlp=self.mlp, attention=self.attention)
+                                 n_layers=self.n_layers, n_heads=self.n_heads, mlp=self.mlp, attention=self.attention,
+                                 init=self.init)
 
     def steps(self):
         return record_steps(self.n_steps, self.log_every)
@@ -114,36 +124,42 @@ def make_run(cfg: BBConfig):
             nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y_ev[..., None], -1)[..., 0]
             return nll, inter
 
-        def record(state, t):
-            p = state[0]
-            nll, inter = metrics(p)
-            w = inter["attn"][0][:, 0]  # layer 0, head 0: (batch, q, k)
-            val = jnp.linalg.norm(inter["value"][0][:, 0], axis=-1)  # (batch, key)
-            res = jnp.linalg.norm(inter["resid"][0], axis=-1)  # (batch, pos)
-            prev = jnp.concatenate([jnp.zeros((w.shape[0], 1)), jnp.diagonal(w, offset=-1, axis1=1, axis2=2)], 1)
-            # BOS attention-logit gap at non-trigger queries: score(q, BOS) - mean score(q, other visible keys)
-            blk = p["blocks"][0]
-            h = _ln(p["tok"][x_ev] + p["pos"][: cfg.seq_len], blk["ln1"])
-            s = jnp.einsum("bqd,bkd->bqk", h @ blk["wq"], h @ blk["wk"]) / np.sqrt(cfg.d_model // cfg.n_heads)
-            L = cfg.seq_len
-            vis = jnp.tril(jnp.ones((L, L), bool)) & (jnp.arange(L) > 0)[None, :]  # visible keys other than BOS
+        L = cfg.seq_len
+        prev_mask = jnp.eye(L, k=-1, dtype=bool)
+        # keys visible to a query other than BOS (for the BOS attention-logit gap)
+        vis = jnp.tril(jnp.ones((L, L), bool)) & (jnp.arange(L) > 0)[None, :]
+        gap_q = non_ev & (jnp.arange(L) > 1)
+
+        def layer_metrics(inter, i):
+            w = inter["attn"][i][:, 0]  # head 0: (batch, q, k)
+            s = inter["scores"][i][:, 0]
+            val = jnp.linalg.norm(inter["value"][i][:, 0], axis=-1)  # (batch, key)
+            res = jnp.linalg.norm(inter["resid"][i], axis=-1)  # (batch, pos)
+            prev = jnp.sum(jnp.where(prev_mask, w, 0.0), -1)
             other = jnp.sum(jnp.where(vis, s, 0.0), -1) / jnp.maximum(vis.sum(-1), 1)
-            gap = s[:, :, 0] - other
             return {
-                "loss_trigger": _mean_where(nll, trig_ev), "loss_bigram": _mean_where(nll, non_ev),
                 "bos_attn_nontrigger": _mean_where(w[:, :, 0], non_ev),
                 "bos_attn_trigger": _mean_where(w[:, :, 0], trig_ev),
                 "prev_attn_trigger": _mean_where(prev, trig_ev),
                 "bos_value_norm": val[:, 0].mean(), "other_value_norm": val[:, 1:].mean(),
                 "bos_resid_norm": res[:, 0].mean(), "other_resid_norm": res[:, 1:].mean(),
-                "bos_logit_gap": _mean_where(gap, non_ev & (jnp.arange(L) > 1)),
+                # score(q, BOS) - mean score(q, other visible keys), at non-trigger queries
+                "bos_logit_gap": _mean_where(s[:, :, 0] - other, gap_q),
             }
+
+        def record(state, t):
+            nll, inter = metrics(state[0])
+            per = [layer_metrics(inter, i) for i in range(cfg.n_layers)]
+            out = {k: jnp.stack([m[k] for m in per]) for k in per[0]}  # each (layer,)
+            out["loss_trigger"] = _mean_where(nll, trig_ev)
+            out["loss_bigram"] = _mean_where(nll, non_ev)
+            return out
 
         res = scan_with_records(k_train, step, (params, opt.init(params)), record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=1e6)
         p = res.state[0]
         nll, inter = metrics(p)
-        final = {"diverged_step": res.diverged_step, "attn_map": inter["attn"][0][0, 0],
+        final = {"diverged_step": res.diverged_step, "attn_map": jnp.stack([a[0, 0] for a in inter["attn"]]),
                  "attn_map_trigger": trig_ev[0]}
         for name, kw in (("full", {}), ("no_attn", {"zero_attn": True}), ("bos_forced", {"force_bos": non_ev}),
                          ("no_mlp", {"zero_mlp": True})):
@@ -151,5 +167,77 @@ def make_run(cfg: BBConfig):
             final[f"{name}_trigger"] = _mean_where(nll_i, trig_ev)
             final[f"{name}_bigram"] = _mean_where(nll_i, non_ev)
         return final, res.traj
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reduced dynamics of a dormant head (theory/bigram_backcopy.py, eq. R1): exact population gradient descent
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducedConfig:
+    """The reduced model (R1) of :mod:`theory.bigram_backcopy`: one non-trigger query, bigram row ``p``,
+    ``n`` context keys with tokens ~ ``q`` and values ``lam * e_x``; trained parameters are the BOS logit
+    alpha and the BOS value beta. ``freeze``: "none", "alpha" (alpha held at ``alpha0``) or "beta" (beta held
+    at ``beta0 * (e_0 - 1/V)``) for the mutual-reinforcement controls."""
+
+    p: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
+    q: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    n: int = 3
+    lam: float = 1.0
+    n_steps: int = 100_000
+    log_every: int = 50
+    freeze: str = "none"
+    alpha0: float = 0.0
+    beta0: float = 2.0
+
+    def __post_init__(self):
+        tbb.check_reduced(self.p, self.q, self.lam, self.n)
+        if self.freeze not in ("none", "alpha", "beta"):
+            raise ValueError(f"freeze must be 'none', 'alpha' or 'beta', got {self.freeze!r}")
+        check_loop(self.n_steps, self.log_every)
+
+    def steps(self):
+        return record_steps(self.n_steps, self.log_every)
+
+
+@functools.cache
+def make_reduced_run(cfg: ReducedConfig):
+    """``run(key, {"lr"}) -> (final, traj)``: gradient descent on the EXACT expected loss (R1), the expectation
+    over the ``V**n`` contexts enumerated (deterministic: the key is not used). Records alpha, ||beta|| and the
+    excess loss over the Bayes loss H(p)."""
+    V = len(cfg.p)
+    ctx = np.array(list(itertools.product(range(V), repeat=cfg.n)))  # (V^n, n)
+    q = np.asarray(cfg.q)
+    w_ctx = np.prod(q[ctx], axis=1)
+    xbar = np.stack([np.bincount(c, minlength=V) / cfg.n for c in ctx])  # (V^n, V)
+    logp = np.log(np.asarray(cfg.p))
+    H = -float(np.sum(np.asarray(cfg.p) * logp))
+    beta_frozen = cfg.beta0 * (np.eye(V)[0] - 1.0 / V)
+
+    def loss(theta):
+        a, b = theta
+        s = jax.nn.sigmoid(a - jnp.log(cfg.n))
+        z = logp + s * b + (1 - s) * cfg.lam * xbar
+        ce = -jnp.sum(jnp.exp(logp) * jax.nn.log_softmax(z), -1)
+        return jnp.sum(w_ctx * ce) - H
+
+    def run(key, hp):
+        a0 = jnp.asarray(cfg.alpha0 if cfg.freeze == "alpha" else 0.0, jnp.result_type(float))
+        b0 = jnp.asarray(beta_frozen if cfg.freeze == "beta" else np.zeros(V), a0.dtype)
+        free = jnp.asarray([cfg.freeze != "alpha", cfg.freeze != "beta"], a0.dtype)
+
+        def step(_, theta, t):
+            g = jax.grad(loss)(theta)
+            return (theta[0] - hp["lr"] * free[0] * g[0], theta[1] - hp["lr"] * free[1] * g[1])
+
+        def record(theta, t):
+            return {"alpha": theta[0], "beta_norm": jnp.linalg.norm(theta[1]), "excess": loss(theta)}
+
+        res = scan_with_records(key, step, (a0, b0), record, n_steps=cfg.n_steps, log_every=cfg.log_every,
+                                bound=1e6)
+        return {"diverged_step": res.diverged_step, "beta": res.state[1]}, res.traj
 
     return run

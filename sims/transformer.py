@@ -6,7 +6,7 @@ or ReLU attention (``ReLU(scores) / number of visible keys``). Params are a dict
 ``init(key, cfg)`` and ``apply(params, tokens, cfg, ...) -> (logits, intermediates)`` are pure and
 vmappable over seeds.
 
-Intermediates: per layer, attention weights ``attn`` (batch, heads, query, key), value states after W_o
+Intermediates: per layer, attention scores before softmax/ReLU ``scores`` and weights ``attn`` (batch, heads, query, key), value states after W_o
 ``value`` (batch, heads, key, d) and the residual stream after the block ``resid`` (batch, pos, d).
 Interventions for mechanism tests: ``zero_attn`` (drop the attention output), ``zero_mlp``,
 ``force_bos`` (a boolean (batch, pos) mask: those queries attend only to position 0).
@@ -32,6 +32,7 @@ class TransformerConfig:
     n_heads: int = 1
     mlp: bool = True
     attention: str = "softmax"  # or "relu"
+    init: str = "torch"  # "torch": PyTorch defaults as the authors' code; "gpt2": N(0, 0.02) embeddings
 
     def __post_init__(self):
         if self.vocab < 2 or self.max_len < 1 or self.n_layers < 1 or self.n_heads < 1:
@@ -40,18 +41,27 @@ class TransformerConfig:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         if self.attention not in ("softmax", "relu"):
             raise ValueError(f"attention must be 'softmax' or 'relu', got {self.attention!r}")
-
-
-def _dense(key, n_in, n_out):
-    return jax.random.normal(key, (n_in, n_out)) * (1.0 / math.sqrt(n_in))
+        if self.init not in ("torch", "gpt2"):
+            raise ValueError(f"init must be 'torch' or 'gpt2', got {self.init!r}")
 
 
 def init(key, cfg: TransformerConfig):
+    """Initial parameters. ``init="torch"`` reproduces the PyTorch defaults of the authors' BBM model:
+    ``nn.Embedding`` ~ N(0, 1) (token and position), ``nn.Linear`` ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    ``init="gpt2"``: embeddings N(0, 0.02^2), linear N(0, 1/fan_in). The scale of the embeddings
+    against the blocks' outputs decides whether an attention sink forms (see the BB figures)."""
     d = cfg.d_model
     keys = jax.random.split(key, 3 + cfg.n_layers)
+    emb = 1.0 if cfg.init == "torch" else 0.02
+
+    def _dense(k, n_in, n_out):
+        if cfg.init == "torch":
+            return jax.random.uniform(k, (n_in, n_out), minval=-1.0, maxval=1.0) / math.sqrt(n_in)
+        return jax.random.normal(k, (n_in, n_out)) / math.sqrt(n_in)
+
     params = {
-        "tok": jax.random.normal(keys[0], (cfg.vocab, d)) * 0.02,
-        "pos": jax.random.normal(keys[1], (cfg.max_len, d)) * 0.02,
+        "tok": jax.random.normal(keys[0], (cfg.vocab, d)) * emb,
+        "pos": jax.random.normal(keys[1], (cfg.max_len, d)) * emb,
         "unembed": _dense(keys[2], d, cfg.vocab),
         "ln_f": {"g": jnp.ones(d), "b": jnp.zeros(d)},
         "blocks": [],
@@ -81,7 +91,7 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
     dh = cfg.d_model // H
     x = params["tok"][tokens] + params["pos"][:L]
     causal = jnp.tril(jnp.ones((L, L), bool))
-    inter = {"attn": [], "value": [], "resid": []}
+    inter = {"scores": [], "attn": [], "value": [], "resid": []}
     for blk in params["blocks"]:
         h = _ln(x, blk["ln1"])
         q = (h @ blk["wq"]).reshape(B, L, H, dh)
@@ -105,6 +115,7 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
         if cfg.mlp:
             m = jax.nn.relu(_ln(x, blk["ln2"]) @ blk["w1"]) @ blk["w2"]
             x = x + (jnp.zeros_like(m) if zero_mlp else m)
+        inter["scores"].append(s)
         inter["attn"].append(w)
         inter["value"].append(val)
         inter["resid"].append(x)
