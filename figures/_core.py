@@ -57,6 +57,8 @@ REGISTRY: tuple[str, ...] = (
     "bb_interventions",
     "bb_extreme_tokens",
     "bb_reduced",
+    "subnet_sparsity",
+    "subnet_mechanism",
 )
 
 

@@ -28,7 +28,8 @@ from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
-__all__ = ["BBConfig", "make_run", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig", "make_reduced_run"]
+__all__ = ["BBConfig", "make_run", "make_train", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig",
+           "make_reduced_run"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
                  "bos_resid_norm", "other_resid_norm", "bos_logit_gap")
@@ -91,11 +92,25 @@ def _mean_where(x, m):
 
 @functools.cache
 def make_run(cfg: BBConfig):
+    """``run(key, {"lr"}) -> (final, traj)`` (see the module docstring)."""
+    train = make_train(cfg)
+
+    def run(key, hp):
+        _, final, traj = train(key, hp)
+        return final, traj
+
+    return run
+
+
+@functools.cache
+def make_train(cfg: BBConfig):
+    """``train(key, {"lr"}) -> (params, final, traj)``: :func:`make_run` plus the trained parameters (the base
+    models of :mod:`sims.subnetworks`)."""
     P_np, mask_np, first_np = source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf)
     mcfg = cfg.model()
     bos = cfg.V
 
-    def run(key, hp):
+    def train(key, hp):
         P, mask, first = jnp.asarray(P_np), jnp.asarray(mask_np), jnp.asarray(first_np)
         k_init, k_eval, k_train = jax.random.split(key, 3)
         params = init(k_init, mcfg)
@@ -161,14 +176,16 @@ def make_run(cfg: BBConfig):
         nll, inter = metrics(p)
         final = {"diverged_step": res.diverged_step, "attn_map": jnp.stack([a[0, 0] for a in inter["attn"]]),
                  "attn_map_trigger": trig_ev[0]}
+        bigram_nll = -jnp.log(P[jnp.minimum(x_ev, cfg.V - 1), jnp.minimum(y_ev, cfg.V - 1)])
+        final["oracle_bigram"] = _mean_where(bigram_nll, non_ev)  # Bayes loss on the same evaluation positions
         for name, kw in (("full", {}), ("no_attn", {"zero_attn": True}), ("bos_forced", {"force_bos": non_ev}),
                          ("no_mlp", {"zero_mlp": True})):
             nll_i, _ = metrics(p, **kw)
             final[f"{name}_trigger"] = _mean_where(nll_i, trig_ev)
             final[f"{name}_bigram"] = _mean_where(nll_i, non_ev)
-        return final, res.traj
+        return p, final, res.traj
 
-    return run
+    return train
 
 
 # ---------------------------------------------------------------------------------------------------------

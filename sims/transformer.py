@@ -6,7 +6,8 @@ or ReLU attention (``ReLU(scores) / number of visible keys``). Params are a dict
 ``init(key, cfg)`` and ``apply(params, tokens, cfg, ...) -> (logits, intermediates)`` are pure and
 vmappable over seeds.
 
-Intermediates: per layer, attention scores before softmax/ReLU ``scores`` and weights ``attn`` (batch, heads, query, key), value states after W_o
+Intermediates: per layer, attention scores before softmax/ReLU ``scores`` and weights ``attn``
+(batch, heads, query, key), value states after W_o
 ``value`` (batch, heads, key, d) and the residual stream after the block ``resid`` (batch, pos, d).
 Interventions for mechanism tests: ``zero_attn`` (drop the attention output), ``zero_mlp``,
 ``force_bos`` (a boolean (batch, pos) mask: those queries attend only to position 0).

@@ -1,0 +1,130 @@
+"""Shared computation of the bigram-subnetwork figures (``subnet_sparsity``, ``subnet_mechanism``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from figures._core import param
+from sims import subnetworks as sn
+from sims.bigram_backcopy import BBConfig, make_train
+
+PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 2-layer Bigram-Backcopy transformer"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    V: int = param(32, ge=4, help="vocabulary of the Bigram-Backcopy base model")
+    seq_len: int = param(16, ge=8)
+    d_model: int = param(32, ge=8)
+    n_layers: int = param(3, ge=3, le=4, help="3+: the lens claim compares block 1 with an intermediate block")
+    base_steps: int = param(2000, ge=100, help="AdamW steps of the base model")
+    base_lr: float = param(3e-3, gt=0)
+    lams: tuple[float, ...] = param((0.3, 1.0, 3.0, 10.0), ge=0, help="sparsity weights lambda")
+    seeds: int = param(1, ge=1, help="data orders of the mask training")
+    n_steps: int = param(2000, ge=100, help="mask-training steps (multiple of 100)")
+    lr: float = param(0.05, gt=0, help="Adam step on the mask logits")
+    temp_growth: float = param(1.003, ge=1, help="temperature factor per step (paper: 1.001 over 15k steps)")
+    null_samples: int = param(64, ge=8, help="random same-count masks in the ablation null")
+    r_target: float = param(0.95, gt=0, lt=1, help="Pearson r that defines a bigram subnetwork")
+
+    def check(self):
+        if self.n_steps % 100:
+            raise ValueError("n_steps must be a multiple of 100")
+        if list(self.lams) != sorted(self.lams):
+            raise ValueError("lams must be increasing")
+
+    def base(self) -> BBConfig:
+        return BBConfig(V=self.V, seq_len=self.seq_len, batch=32, d_model=self.d_model, n_layers=self.n_layers,
+                        n_steps=self.base_steps, log_every=self.base_steps // 4 if self.base_steps % 4 == 0 else
+                        self.base_steps)
+
+    def subnet(self, target) -> sn.SubnetConfig:
+        return sn.SubnetConfig(base=self.base(), target=target, n_steps=self.n_steps, log_every=100, lr=self.lr,
+                               temp_growth=self.temp_growth)
+
+
+PRESETS = {"quick": Config(),
+           "full": Config(V=64, seq_len=64, d_model=128, n_layers=3, base_steps=10_000, base_lr=1e-3,
+                          lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, n_steps=6000, temp_growth=1.001,
+                          null_samples=256)}
+
+
+@functools.lru_cache(maxsize=2)
+def compute_all(cfg: Config):
+    key = jax.random.key(0)
+    k_base, k_b, k_m, k_ev, k_fit, k_null = jax.random.split(key, 6)
+    base = cfg.base()
+    params, bfin, _ = jax.jit(make_train(base))(k_base, {"lr": jnp.float32(cfg.base_lr)})
+    if float(bfin["diverged_step"]) >= 0:
+        raise RuntimeError("the base model diverged; not analysing it")
+    c_b, c_m = cfg.subnet("bigram"), cfg.subnet("model")
+    ds_b = sn.sweep_lambda(c_b, params, cfg.lams, seeds=cfg.seeds, key=k_b)
+    ds_m = sn.sweep_lambda(c_m, params, cfg.lams, seeds=cfg.seeds, key=k_m)
+    for name, d in (("bigram", ds_b), ("optimal-pruning", ds_m)):
+        if bool(d.diverged.any()):
+            raise RuntimeError(f"{name} mask training diverged for some lambda; not plotting it")
+    out = xr.Dataset()
+    for v in ("kept_total", "pearson_r", "ce_bigram", "stop_step", "kept_block"):
+        out[v] = ds_b[v]
+        out[v + "_opt"] = ds_m[v]
+    out["ce_bigram_oracle"] = ds_b.ce_bigram_oracle.isel(lam=0, seed=0)
+    out["kept_traj"] = ds_b.kept
+    out["undecided_traj"] = ds_b.undecided
+    # the analysed subnetwork: largest lambda with r >= r_target in seed 0 (else the best r)
+    r0 = ds_b.pearson_r.isel(seed=0).values
+    ok = np.nonzero(r0 >= cfg.r_target)[0]
+    i_star = int(ok[-1]) if ok.size else int(np.argmax(r0))
+    out.attrs["lam_star"] = float(cfg.lams[i_star])
+    out.attrs["lam_star_meets_target"] = int(ok.size > 0)
+    mask_b = ds_b.mask.isel(lam=i_star, seed=0).values
+    mask_m = ds_m.mask.isel(lam=i_star, seed=0).values
+    # held-out evaluation batches
+    x, y, trig = sn.eval_batch(c_b, k_ev, 256)
+    x_fit, _, _ = sn.eval_batch(c_b, k_fit, 256)
+    # surprisal scatter (subsample)
+    E = sn.extended_bigram(c_b)
+    sub = sn.masked_params(c_b, params, sn.unflatten(c_b, params, jnp.asarray(mask_b, jnp.float32)))
+    from sims.transformer import apply
+
+    lp_sub = jax.nn.log_softmax(apply(sub, x, base.model())[0])
+    lp_full = jax.nn.log_softmax(apply(params, x, base.model())[0])
+    yy = np.asarray(y)
+    s_sub = -np.take_along_axis(np.asarray(lp_sub), yy[..., None], -1)[..., 0].ravel()
+    s_full = -np.take_along_axis(np.asarray(lp_full), yy[..., None], -1)[..., 0].ravel()
+    s_big = -np.log(np.maximum(E[np.asarray(x), yy], 1e-30)).ravel()
+    sel = np.random.default_rng(0).permutation(s_sub.size)[:3000]
+    out["scatter_sub"] = ("point", s_sub[sel])
+    out["scatter_full"] = ("point", s_full[sel])
+    out["scatter_bigram"] = ("point", s_big[sel])
+    out["scatter_trigger"] = ("point", np.asarray(trig).ravel()[sel])
+    # necessity: remove the bigram subnetwork vs random same-count subnetworks
+    abl = functools.partial(sn.ablation_losses, c_b, params, x=x, y=y, trig=trig)
+    out["full_loss"] = ("pos_type", np.array(abl(jnp.zeros_like(jnp.asarray(mask_b)))))
+    out["removed_loss"] = ("pos_type", np.array(abl(jnp.asarray(mask_b))))
+    keys = jax.random.split(k_null, cfg.null_samples)
+    null = jax.jit(jax.vmap(lambda k: abl(sn.random_same_counts(k, c_b, params, jnp.asarray(mask_b)))))(keys)
+    out["null_loss"] = (("null", "pos_type"), np.stack([np.asarray(a) for a in null], -1))
+    out = out.assign_coords(pos_type=["trigger", "non-trigger"])
+    # per-layer MLP removal in the base model: which MLP computes the bigram
+    mlp_rm = [abl(sn.block_mask(c_b, params, [f"L{i}.w1", f"L{i}.w2"])) for i in range(cfg.n_layers)]
+    out["mlp_removed_loss"] = (("layer", "pos_type"), np.array([[float(a), float(b)] for a, b in mlp_rm]))
+    # overlap with the optimal-pruning subnetwork (hypergeometric null per block)
+    ov, ov_mean, ov_z = sn.overlap_z(c_b, params, mask_b, mask_m)
+    out.attrs.update(overlap=ov, overlap_null_mean=ov_mean, overlap_z=float(ov_z),
+                     kept_bigram=int(mask_b.sum()), kept_opt=int(mask_m.sum()))
+    # residual-stream lens: full model and the bigram subnetwork
+    rec_f, kl_f = sn.lens(c_b, params, x_fit, x)
+    rec_s, kl_s = sn.lens(c_b, params, x_fit, x, masks=sn.unflatten(c_b, params, jnp.asarray(mask_b, jnp.float32)))
+    out["lens_recall"] = (("model", "depth"), np.stack([rec_f, rec_s]))
+    out["lens_kl"] = (("model", "depth"), np.stack([kl_f, kl_s]))
+    out = out.assign_coords(model=["full", "bigram subnetwork"], depth=np.arange(cfg.n_layers + 1))
+    out.attrs["base_full_trigger"] = float(bfin["full_trigger"])
+    out.attrs["base_full_bigram"] = float(bfin["full_bigram"])
+    out.attrs["base_oracle_bigram"] = float(bfin["oracle_bigram"])
+    return out

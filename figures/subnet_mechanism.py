@@ -1,0 +1,94 @@
+"""Bigram subnetworks: necessity (ablation against random same-count subnetworks), overlap with the
+optimal-pruning subnetwork, and the residual-stream lens by layer."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from figures import _subnet
+from figures._core import Claim, fmt
+
+NAME = "subnet_mechanism"
+DESCRIPTION = "Bigram subnetworks: ablation vs random null, overlap with optimal pruning, residual-stream lens"
+PAPER = _subnet.PAPER
+Config = _subnet.Config
+PRESETS = _subnet.PRESETS
+
+
+def compute(cfg):
+    return _subnet.compute_all(cfg)
+
+
+def claims(ds, cfg):
+    out = []
+    nt = ds.removed_loss.sel(pos_type="non-trigger").item()
+    null = ds.null_loss.sel(pos_type="non-trigger").values
+    full = ds.full_loss.sel(pos_type="non-trigger").item()
+    z = (nt - null.mean()) / null.std(ddof=1)
+    out.append(Claim("necessity_vs_random",
+                     "necessity: removing the bigram subnetwork from the full model raises the non-trigger (bigram) "
+                     "loss far more than removing random subnetworks with the same per-block counts",
+                     "removed >> random null",
+                     f"full {full:.3f}, bigram subnetwork removed {nt:.3f}, random null {null.mean():.3f} +- "
+                     f"{null.std(ddof=1):.3f} ({null.size} masks): z = {z:.1f}",
+                     "z > 3 against the null's own spread", bool(z > 3)))
+    oz = ds.attrs["overlap_z"]
+    out.append(Claim("overlap_optimal_pruning",
+                     "the bigram subnetwork overlaps the optimal-pruning (self-distillation) subnetwork above the "
+                     "random null",
+                     "overlap > null",
+                     f"overlap {ds.attrs['overlap']:.0f} vs null mean {ds.attrs['overlap_null_mean']:.1f} (kept "
+                     f"{ds.attrs['kept_bigram']} and {ds.attrs['kept_opt']}): z = {oz:.1f}",
+                     "z > 3 (exact hypergeometric null per block)", bool(oz > 3)))
+    L = cfg.n_layers
+    for i, m in enumerate(ds.model.values):
+        rec, kl = ds.lens_recall.values[i], ds.lens_kl.values[i]
+        drec = np.diff(rec)
+        dkl = np.diff(kl)[: L - 1]  # the last map (final residual -> itself) is exact by construction: excluded
+        ok = bool(np.argmin(drec) == 0 and np.argmin(dkl) == 0 and drec[0] < 0 and dkl[0] < 0)
+        finding = ""
+        if not ok:
+            kb = ds.kept_block.sel(lam=ds.attrs["lam_star"]).mean("seed")
+            mlp = [float(kb.sel(block=[f"L{j}.w1", f"L{j}.w2"]).mean()) for j in range(L)]
+            finding = (f"The largest next-token gain is at block {int(np.argmin(dkl)) + 1} (KL {fmt(kl, 3)}), and "
+                       f"the current token stays linearly readable at every depth (recall >= {rec.min():.3f}). The "
+                       f"same picture as the kept weights (MLP kept fraction by layer {fmt(np.array(mlp), 3)}): this "
+                       "toy computes its bigram map in the later MLPs, not in the first block, so the paper's "
+                       "first-layer transition (pretrained LMs) does not appear here.")
+        out.append(Claim(f"lens_first_layer_{m.replace(' ', '_')}",
+                         f"residual-stream lens ({m}): the largest change, current-token recall down and next-token "
+                         "fit up, happens at the first layer",
+                         "largest drop of recall and of KL at block 1 (depth 0 -> 1)",
+                         f"recall@1 by depth {fmt(rec, 3)}; KL to own output {fmt(kl, 3)}",
+                         "depth 0->1 is the most negative change of recall (all blocks) and of KL (blocks before the "
+                         "last, whose lens is exact by construction)", ok, finding))
+    return out
+
+
+def plot(ds, cfg):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    full = ds.full_loss.values
+    rem = ds.removed_loss.values - full
+    null = ds.null_loss.values - full
+    x = np.arange(2)
+    ax.bar(x - 0.2, rem, 0.4, color="C3", label="bigram subnetwork removed")
+    ax.bar(x + 0.2, null.mean(0), 0.4, color="0.6", yerr=2 * null.std(0, ddof=1), capsize=3,
+           label=f"random same-count subnetwork removed (mean, 2 sd; {null.shape[0]} masks)")
+    ax.set_xticks(x, [f"{p} positions\n(full model {f:.3f})" for p, f in zip(ds.pos_type.values, full)])
+    ax.set(ylabel="loss increase over the full model (nats)", yscale="log",
+           title=rf"necessity ($\lambda^*={ds.attrs['lam_star']:g}$)")
+    ax.legend(fontsize=7)
+    for i, m in enumerate(ds.model.values):
+        axes[1].plot(ds.depth, ds.lens_recall.values[i], "o-", color=f"C{i}", label=m)
+        axes[2].plot(ds.depth, ds.lens_kl.values[i], "o-", color=f"C{i}", label=m)
+    axes[1].set(xlabel="depth (0 = embeddings, l = after block l)", ylabel="current-token recall@1 (ridge lens)",
+                title="current-token recall by depth", ylim=(0, 1.05))
+    axes[2].set(xlabel="depth", ylabel="KL(own output || lens prediction)", yscale="log",
+                title="next-token lens fit by depth (last: exact)")
+    axes[1].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    axes[1].set_xticks(ds.depth.values)
+    axes[2].set_xticks(ds.depth.values)
+    return fig
