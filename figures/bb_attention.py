@@ -27,7 +27,7 @@ class Config:
     seq_len: int = param(32, ge=8)
     batch: int = param(64, ge=1)
     d_model: int = param(64, ge=8)
-    n_steps: int = param(1500, ge=100)
+    n_steps: int = param(2000, ge=100, help="the sink deepens with training (BOS logit ~ log t); paper: 10k")
     log_every: int = param(100, ge=1)
     lr: float = param(3e-3, gt=0, help="AdamW step (paper: 3e-4 at d=256, 10k steps)")
     control_seeds: int = param(2, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
@@ -58,7 +58,8 @@ def compute(cfg):
     ds = train(cfg.bb(), cfg.lr, cfg.seeds)
     ctl = train(cfg.bb("gpt2"), cfg.lr, cfg.control_seeds)
     out = xr.Dataset()
-    for v in ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm"):
+    for v in ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
+              "bos_logit_gap"):
         out[v] = ds[v].isel(layer=0)
         out[v + "_ctl"] = ctl[v].isel(layer=0).rename(seed="ctl_seed")
     for v in ("loss_trigger", "loss_bigram"):
@@ -101,6 +102,20 @@ def claims(ds, cfg):
     out.append(Claim("value_drain_static",
                      "value-state drain: the BOS value norm (after W_o) is far below the other tokens' mean",
                      "ratio << 1", f"{fmt(r, 3)} (per seed)", "every seed < 0.5", bool(np.all(r < 0.5))))
+    # the reduced dynamics' trends (bb_reduced) in the full model: fits over the second half of training
+    t = ds.step.values.astype(np.float64)
+    late = t >= t[-1] / 2
+    lt_ = np.log(t[late])
+    g_sl = np.array([np.polyfit(lt_, g[late], 1)[0] for g in ds.bos_logit_gap.values])
+    v_sl = np.array([np.polyfit(lt_, np.log(v[late]), 1)[0] for v in ds.bos_value_norm.values])
+    out.append(Claim("transformer_follows_reduced_dynamics",
+                     "the trained head follows the reduced model's trends (bb_reduced): over the second half of "
+                     "training the BOS attention-logit gap keeps growing in log t and the BOS value norm keeps "
+                     "falling (AdamW here, so the GD exponents 1/2 and -1/2 are not expected)",
+                     "d gap / d log t > 0; d log||v_BOS|| / d log t < 0",
+                     f"gap slope {fmt(g_sl, 3)}, value slope {fmt(v_sl, 3)} (per seed)",
+                     "least-squares slopes over t in [T/2, T], every seed",
+                     bool(np.all(g_sl > 0) and np.all(v_sl < 0))))
     bc = ds.bos_attn_nontrigger_ctl.isel(step=-1).values
     lc = ds.full_trigger_ctl.values
     out.append(Claim("init_control",
@@ -124,7 +139,7 @@ def _map(ax, w, trig, title):
 
 
 def plot(ds, cfg):
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    fig, axes = plt.subplots(1, 4, figsize=(18.5, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.1, 1.1]})
     trig = ds.attn_map_trigger.values
     im = _map(axes[0], ds.attn_map.values, trig, "trained head (PyTorch-default init)\n"
               r"$\triangleright$ trigger queries: previous token; others: BOS")
@@ -146,4 +161,19 @@ def plot(ds, cfg):
     ax.set(ylim=(0, 1.05), ylabel="mean attention weight (final)",
            title=f"{cfg.seeds} seeds, $d={cfg.d_model}$, $V={cfg.V}$, {cfg.n_steps} AdamW steps")
     ax.legend(fontsize=7, loc="upper center")
+    ax = axes[3]
+    t = ds.step.values[1:]
+    for s_ in range(ds.sizes["seed"]):
+        ax.plot(t, ds.bos_logit_gap.values[s_, 1:], color="C0", lw=1.2, label="BOS logit gap" if s_ == 0 else None)
+    ax.set(xscale="log", xlabel="training step", ylabel="BOS score - mean other score (non-trigger q)",
+           title="reduced-dynamics trends in the trained head")
+    ax2 = ax.twinx()
+    for s_ in range(ds.sizes["seed"]):
+        ax2.plot(t, ds.bos_value_norm.values[s_, 1:], color="C3", lw=1.2, ls="--",
+                 label=r"$\|Val_{BOS}\|$" if s_ == 0 else None)
+    ax2.set(yscale="log", ylabel=r"$\|Val_{BOS}\|$ (after $W_o$)")
+    ax2.grid(False)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center left")
     return fig

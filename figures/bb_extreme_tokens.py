@@ -143,19 +143,6 @@ def claims(ds, cfg):
                      "trigger 0, bigram = Bayes", f"trigger {r(lt)}, bigram excess {r(ex)}",
                      "every seed: trigger < 0.05 and |bigram excess| < 0.05 nats",
                      bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
-    # transformer trend of the reduced dynamics (claim 7, second half)
-    gap = _at_sink(ds, "adam", "bos_logit_gap").values
-    vb = _at_sink(ds, "adam", "bos_value_norm").values
-    h = int(np.argmin(np.abs(t - t[-1] / 2)))
-    out.append(Claim("transformer_mutual_reinforcement",
-                     "full transformer (Adam) follows the reduced dynamics' trends in the dormant head: the BOS "
-                     "attention-logit gap keeps growing while the BOS value norm falls",
-                     "gap increasing, value decreasing (bb_reduced)",
-                     f"gap T/4 {r(gap[:, q1])} -> T/2 {r(gap[:, h])} -> T {r(gap[:, -1])}; BOS value T/4 "
-                     f"{r(vb[:, q1])} -> T {r(vb[:, -1])}",
-                     "every seed: gap(T/4) < gap(T/2) < gap(T), value(T) < value(T/4)",
-                     bool(np.all(gap[:, q1] < gap[:, h]) and np.all(gap[:, h] < gap[:, -1])
-                          and np.all(vb[:, -1] < vb[:, q1]))))
     return out
 
 
