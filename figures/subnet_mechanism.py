@@ -79,7 +79,8 @@ def plot(ds, cfg):
     ax.set_xticks(x, [f"{p} positions\n(full model {f:.3f})" for p, f in zip(ds.pos_type.values, full)])
     ax.set(ylabel="loss increase over the full model (nats)", yscale="log",
            title=rf"necessity ($\lambda^*={ds.attrs['lam_star']:g}$)")
-    ax.legend(fontsize=7)
+    ax.set_ylim(top=ax.get_ylim()[1] * 4)
+    ax.legend(fontsize=7, loc="upper right")
     for i, m in enumerate(ds.model.values):
         axes[1].plot(ds.depth, ds.lens_recall.values[i], "o-", color=f"C{i}", label=m)
         axes[2].plot(ds.depth, ds.lens_kl.values[i], "o-", color=f"C{i}", label=m)
