@@ -80,18 +80,19 @@ def plot(ds, cfg):
     lams = ds.lam.values
     for v, lab, c in (("kept_total", "kept fraction", "C0"), ("pearson_r", "Pearson r (surprisal)", "C1")):
         ax.plot(lams, ds[v].mean("seed"), "o-", color=c, label=f"{lab}, bigram target")
-    ax.plot(lams, ds.kept_total_opt.mean("seed"), "s--", color="C0", alpha=0.6, label="kept, optimal pruning")
+    ax.plot([ds.attrs["lam_star"]], [float(ds.kept_total_opt.mean("seed"))], "s", color="0.45",
+            label=r"kept, optimal pruning at $\lambda^*$")
     ax.axhline(cfg.r_target, color="C1", ls=":", lw=0.8)
     ax.axvline(ds.attrs["lam_star"], color="0.5", ls=":", lw=0.8)
     ax.set(xscale="log", xlabel=r"$\lambda$", yscale="log", title=r"kept fraction and $r$ vs $\lambda$")
     ax.legend(fontsize=7)
     ax = axes[1]
-    d = ds.sel(lam=ds.attrs["lam_star"]).mean("seed")
+    d = ds.drop_vars(["kept_total_opt", "kept_block_opt"]).sel(lam=ds.attrs["lam_star"]).mean("seed")
     blocks = [str(b) for b in ds.block.values]
     colors = ["C2" if b.split(".")[1] in ("w1", "w2") else "C4" for b in blocks]
     xb = np.arange(len(blocks))
     ax.bar(xb - 0.2, d.kept_block.values, width=0.4, color=colors)
-    ax.bar(xb + 0.2, d.kept_block_opt.values, width=0.4, color="0.55")
+    ax.bar(xb + 0.2, ds.kept_block_opt.mean("seed").values, width=0.4, color="0.55")
     ax.set_xticks(range(len(blocks)), blocks, rotation=60, fontsize=7)
     ax.set(ylabel="kept fraction", title=rf"where the bigram subnetwork sits ($\lambda^*={ds.attrs['lam_star']:g}$)")
     from matplotlib.patches import Patch
