@@ -157,3 +157,39 @@ def test_sink_needs_the_torch_default_init():
     assert np.all(t.bos_attn_nontrigger.values > 0.9) and np.all(t.prev_attn_trigger.values > 0.9)
     assert np.all(t.full_trigger.values < 0.1)
     assert np.all(g.bos_attn_nontrigger.values < 0.5) and np.all(g.full_trigger.values < 0.1)
+
+
+def test_relu_attention_is_relu_scores_over_visible_keys():
+    """ReLU attention (the authors' attn_use_relu): weight = ReLU(score) / (number of visible keys), 0 above the
+    diagonal, exactly."""
+    cfg = TransformerConfig(vocab=10, max_len=8, d_model=16, n_heads=2, attention="relu")
+    p = init(jax.random.key(0), cfg)
+    x = jax.random.randint(jax.random.key(1), (3, 8), 0, 10)
+    _, inter = apply(p, x, cfg)
+    s, w = np.asarray(inter["scores"][0]), np.asarray(inter["attn"][0])
+    expect = np.where(np.tril(np.ones((8, 8), bool)), np.maximum(s, 0), 0) / np.arange(1, 9)[:, None]
+    np.testing.assert_allclose(w, expect, rtol=1e-6, atol=1e-7)
+
+
+def test_reduced_theory_pieces_against_independent_references():
+    """sigma^2 of (R2) = E ||lam (xbar - q)||_F^2 by Monte Carlo (2e5 contexts, within 4 SE); the stationary
+    alpha with beta frozen = the minimizer of the surrogate (R2) found by SciPy's bounded Brent search."""
+    from scipy.optimize import minimize_scalar
+
+    p, q, lam, n = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4]), 1.3, 3
+    F = np.diag(p) - np.outer(p, p)
+    rng = np.random.default_rng(0)
+    xbar = np.stack([np.bincount(r, minlength=4) / n for r in rng.choice(4, size=(200_000, n), p=q)])
+    d = lam * (xbar - q)
+    vals = np.einsum("ij,jk,ik->i", d, F, d)
+    s2 = tbb.reduced_sigma2(p, q, lam, n)
+    assert abs(vals.mean() - s2) < 4 * vals.std() / np.sqrt(vals.size)
+    beta = 2.0 * (np.eye(4)[0] - 0.25)
+
+    def surrogate(a):
+        s = 1 / (1 + n * np.exp(-a))
+        m = s * beta + (1 - s) * lam * q
+        return 0.5 * m @ F @ m + 0.5 * (1 - s) ** 2 * s2
+
+    ref = minimize_scalar(surrogate, bounds=(-10, 10), method="bounded", options={"xatol": 1e-10}).x
+    assert abs(tbb.reduced_alpha_stationary(beta, p, q, lam, n) - ref) < 1e-6
