@@ -8,7 +8,16 @@ queries, the BOS value norm against the others' mean, the BOS residual norm agai
 the BOS attention-logit gap; every mechanism metric per layer (trailing dim ``layer``, head 0). ``final``
 adds the intervention losses (attention removed; attention forced to BOS at non-trigger queries; MLP
 removed, in every layer) and the attention maps of one evaluation sequence. hparams: ``lr``.
-Pass ``dims=SWEEP_DIMS`` to :func:`sims.sweep.sweep`.
+Pass ``dims=SWEEP_DIMS`` to :func:`sims.sweep.sweep`. ``make_train(cfg)`` also returns the trained
+parameters (the base models of :mod:`sims.subnetworks`).
+
+Optimizers, mapped from the authors' PyTorch: ``torch.optim.AdamW(lr, betas=(0.9, 0.99), eps=1e-8,
+weight_decay=1e-4)`` = ``optax.adamw`` with the same numbers (both decay decoupled and multiplied by lr);
+``torch.optim.SGD(lr, momentum=0.9, weight_decay=1e-4)`` adds ``wd * p`` to the gradient before the momentum
+= ``optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(lr, momentum=0.9))``.
+
+Also here: the reduced BOS-logit / BOS-value model (:class:`ReducedConfig`, :func:`make_reduced_run`), trained
+by gradient descent on its exact expected loss and held against :mod:`theory.bigram_backcopy`.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ class BBConfig:
     attention: str = "softmax"
     optimizer: str = "adamw"  # adamw (paper: betas (0.9, 0.99), wd 1e-4) or sgd (momentum 0.9, wd 1e-4)
     eval_batch: int = 128
-    init: str = "torch"
+    init: str = "torch"  # PyTorch defaults as the authors' code; "gpt2" (N(0, 0.02^2) embeddings): no sink forms
 
     def __post_init__(self):
         if self.V < 2:
