@@ -37,7 +37,7 @@ from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
-__all__ = ["BBConfig", "make_run", "make_train", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig",
+__all__ = ["BBConfig", "make_run", "make_train", "optimizer", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig",
            "make_reduced_run"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
@@ -95,6 +95,13 @@ def source(V: int, k: int, seed: int, zipf: float):
     return P, mask, first / first.sum()
 
 
+def optimizer(cfg: BBConfig, lr):
+    """The paper's optimizers in optax (mapping in the module docstring)."""
+    if cfg.optimizer == "adamw":
+        return optax.adamw(lr, b1=0.9, b2=0.99, eps=1e-8, weight_decay=1e-4)
+    return optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(lr, momentum=0.9))
+
+
 def _mean_where(x, m):
     return jnp.sum(jnp.where(m, x, 0.0)) / jnp.maximum(jnp.sum(m), 1)
 
@@ -123,10 +130,7 @@ def make_train(cfg: BBConfig):
         P, mask, first = jnp.asarray(P_np), jnp.asarray(mask_np), jnp.asarray(first_np)
         k_init, k_eval, k_train = jax.random.split(key, 3)
         params = init(k_init, mcfg)
-        if cfg.optimizer == "adamw":
-            opt = optax.adamw(hp["lr"], b1=0.9, b2=0.99, eps=1e-8, weight_decay=1e-4)
-        else:
-            opt = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(hp["lr"], momentum=0.9))
+        opt = optimizer(cfg, hp["lr"])
         seq_eval = bd.backcopy_sequences(k_eval, P, mask, first, cfg.eval_batch, cfg.seq_len + 1, bos)
         x_ev, y_ev = seq_eval[:, :-1], seq_eval[:, 1:]
         trig_ev = mask[jnp.minimum(x_ev, cfg.V - 1)] & (x_ev != bos)  # query positions holding a trigger

@@ -193,3 +193,34 @@ def test_reduced_theory_pieces_against_independent_references():
 
     ref = minimize_scalar(surrogate, bounds=(-10, 10), method="bounded", options={"xatol": 1e-10}).x
     assert abs(tbb.reduced_alpha_stationary(beta, p, q, lam, n) - ref) < 1e-6
+
+
+def test_optimizers_match_the_authors_pytorch_updates():
+    """Our optax optimizers against the PyTorch update rules written out in NumPy (float64, 5 steps):
+    AdamW (decay p <- p (1 - lr wd) then the bias-corrected Adam step) and SGD (g + wd p, momentum buffer
+    started at the first gradient)."""
+    from sims.bigram_backcopy import optimizer
+
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=5)
+    grads = rng.normal(size=(5, 5))
+    lr, wd = 0.1, 1e-4
+    with jax.enable_x64(True):
+        for kind in ("adamw", "sgd"):
+            opt = optimizer(BBConfig(optimizer=kind), lr)
+            p, st = jnp.asarray(p0), opt.init(jnp.asarray(p0))
+            for g in grads:
+                u, st = opt.update(jnp.asarray(g), st, p)
+                p = p + u
+            q, m, v, buf = p0.copy(), np.zeros(5), np.zeros(5), None
+            for t, g in enumerate(grads, 1):
+                if kind == "adamw":
+                    q = q * (1 - lr * wd)
+                    m = 0.9 * m + 0.1 * g
+                    v = 0.99 * v + 0.01 * g**2
+                    q = q - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.99**t)) + 1e-8)
+                else:
+                    d = g + wd * q
+                    buf = d if buf is None else 0.9 * buf + d
+                    q = q - lr * buf
+            np.testing.assert_allclose(np.asarray(p), q, rtol=1e-12, atol=1e-12)
