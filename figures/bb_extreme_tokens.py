@@ -23,7 +23,7 @@ LABELS = {"adam": "softmax + Adam", "sgd": "softmax + SGD", "relu": "ReLU attent
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = param(2, ge=1)
+    seeds: int = param(3, ge=1)
     n_layers: int = param(3, ge=2, help="the residual peak is measured after block 0 (paper: 3 layers)")
     V: int = param(32, ge=4)
     seq_len: int = param(16, ge=8)
@@ -91,13 +91,19 @@ def claims(ds, cfg):
     # value drain during training (claim 3), Adam
     ratio = (_at_sink(ds, "adam", "bos_value_norm") / _at_sink(ds, "adam", "other_value_norm")).values
     sink = _at_sink(ds, "adam", "bos_attn_nontrigger").isel(step=-1).values
+    ok = (ratio[:, -1] < 0.5) & (ratio[:, -1] < ratio[:, q1])
+    prev = _at_sink(ds, "adam", "prev_attn_trigger").isel(step=-1).values
+    finding = "" if ok.all() else (
+        f"Seed(s) {np.nonzero(~ok)[0].tolist()}: the active-dormant layer (sink {r(sink[~ok])}, previous-token "
+        f"weight at triggers {r(prev[~ok])}) keeps a BOS value as large as the others' (ratio {r(ratio[~ok, -1])}). "
+        "In a 3-layer model a dormant head may output a constant (absorbed downstream) instead of zero; the drain "
+        "is seed-dependent here, while the 1-layer model drains in every seed (bb_attention).")
     out.append(Claim("value_drain_falls",
                      "value-state drain (softmax, Adam): in the active-dormant head the BOS value norm ends far "
-                     "below the "
-                     "others' and falls during training",
+                     "below the others' and falls during training",
                      "ratio BOS/other << 1, decreasing", f"ratio at T/4 {r(ratio[:, q1])}, at T {r(ratio[:, -1])}; "
                      f"sink weight {r(sink)}", "every seed: final ratio < 0.5 and < ratio at T/4",
-                     bool(np.all(ratio[:, -1] < 0.5) and np.all(ratio[:, -1] < ratio[:, q1]))))
+                     bool(ok.all()), finding))
     # residual peak (claim 5)
     pa, ps = _peak(ds, "adam").values, _peak(ds, "sgd").values
     sa = np.array([_slope(p[late], t[late]) for p in pa]) * 1000
@@ -109,7 +115,11 @@ def claims(ds, cfg):
                      "and the gap grows with training",
                      "BOS >> others, growing", f"BOS {r(bos_a)} vs others {r(oth_a)}; gap slope {r(sa)} per 1k steps "
                      "(second half)", "every seed: BOS > 2 x others and slope > 0",
-                     bool(np.all(bos_a > 2 * oth_a) and np.all(sa > 0))))
+                     bool(np.all(bos_a > 2 * oth_a) and np.all(sa > 0)),
+                     "" if np.all(bos_a > 2 * oth_a) or not np.all(sa > 0) else
+                     f"The gap grows in every seed with Adam ({r(sa)} per 1k steps, SGD {r(ss)}) but has not reached "
+                     f"2x in some seeds (BOS/other {r(bos_a / oth_a)}): under Adam the peak grows with lr x steps "
+                     f"(here {cfg.lr_adam:g} x {cfg.n_steps}); see README for the lr / steps dependence."))
     out.append(Claim("residual_peak_sgd",
                      "with SGD the residual peak is absent or grows far more slowly than with Adam",
                      "SGD gap growth << Adam's", f"SGD slope {r(ss)}, Adam {r(sa)} per 1k steps; SGD final gap "
