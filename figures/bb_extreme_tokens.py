@@ -180,7 +180,7 @@ def plot(ds, cfg):
     axes[1].set(ylabel=r"$\|Val_{BOS}\| / \mathrm{mean}\,\|Val_{n}\|$", title="value-state drain (same layer)",
                 yscale="log")
     axes[2].plot([], [], color="0.3", ls=":", lw=0.9, label="other tokens (mean)")
-    axes[2].set(ylabel=r"$\|Res\|$ after block 0", title="residual-state peak: BOS (solid) vs others")
+    axes[2].set(ylabel=r"$\|Res\|$ after block 0", title="residual-state peak: BOS (solid) vs others", yscale="log")
     axes[3].plot([], [], color="0.3", ls="--", lw=0.9, label="bigram excess over Bayes")
     axes[3].set(ylabel="nats", yscale="log", title="trigger loss (solid), bigram excess (dashed)")
     for ax in axes:
