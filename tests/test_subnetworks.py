@@ -90,3 +90,11 @@ def test_sparsification_end_to_end():
 def test_bad_input(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_mask_run_does_not_recompile_for_a_new_lambda():
+    c, p = cfg(n_steps=100), base_params()
+    run = jax.jit(sn.make_run(c, p))
+    run(jax.random.key(0), {"lam": jnp.float32(1.0)})
+    run(jax.random.key(1), {"lam": jnp.float32(5.0)})
+    assert run._cache_size() == 1
