@@ -12,7 +12,8 @@ import xarray as xr
 
 from figures._core import param
 from sims import subnetworks as sn
-from sims.bigram_backcopy import BBConfig, make_train
+from sims.bigram_backcopy import BBConfig, make_train, sample_batch
+from sims.transformer import apply
 
 PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 2-layer Bigram-Backcopy transformer"
 
@@ -90,26 +91,22 @@ def compute_all(cfg: Config):
     mask_b = ds_b.mask.isel(lam=i_star, seed=0).values
     mask_m = ds_m.mask.isel(seed=0).values
     # held-out evaluation batches
-    x, y, trig = sn.eval_batch(c_b, k_ev, 256)
-    x_fit, _, _ = sn.eval_batch(c_b, k_fit, 256)
+    ev = sample_batch(base, k_ev, 256)
+    x, y, trig, _ = ev
+    x_fit = sample_batch(base, k_fit, 256)[0]
     # surprisal scatter (subsample)
     E = sn.extended_bigram(c_b)
     sub = sn.masked_params(c_b, params, sn.unflatten(c_b, params, jnp.asarray(mask_b, jnp.float32)))
-    from sims.transformer import apply
-
     lp_sub = jax.nn.log_softmax(apply(sub, x, base.model())[0])
-    lp_full = jax.nn.log_softmax(apply(params, x, base.model())[0])
     yy = np.asarray(y)
     s_sub = -np.take_along_axis(np.asarray(lp_sub), yy[..., None], -1)[..., 0].ravel()
-    s_full = -np.take_along_axis(np.asarray(lp_full), yy[..., None], -1)[..., 0].ravel()
     s_big = -np.log(np.maximum(E[np.asarray(x), yy], 1e-30)).ravel()
     sel = np.random.default_rng(0).permutation(s_sub.size)[:3000]
     out["scatter_sub"] = ("point", s_sub[sel])
-    out["scatter_full"] = ("point", s_full[sel])
     out["scatter_bigram"] = ("point", s_big[sel])
     out["scatter_trigger"] = ("point", np.asarray(trig).ravel()[sel])
     # necessity: remove the bigram subnetwork vs random same-count subnetworks
-    abl = functools.partial(sn.ablation_losses, c_b, params, x=x, y=y, trig=trig)
+    abl = functools.partial(sn.ablation_losses, c_b, params, batch=ev)
     out["full_loss"] = ("pos_type", np.array(abl(jnp.zeros_like(jnp.asarray(mask_b)))))
     out["removed_loss"] = ("pos_type", np.array(abl(jnp.asarray(mask_b))))
     keys = jax.random.split(k_null, cfg.null_samples)

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sims import subnetworks as sn
-from sims.bigram_backcopy import BBConfig, make_train
+from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
 base = BBConfig(V=16 if SMALL else 32, seq_len=8 if SMALL else 16, batch=32, d_model=16 if SMALL else 32,
@@ -55,10 +55,10 @@ axes[1].set(title=f"kept fraction per block, lambda={lam:g}")
 # Necessity: remove the subnetwork from the full model, against random subnetworks with the same per-block counts.
 
 # %%
-x, y, trig = sn.eval_batch(cfg, jax.random.key(2), 128)
+batch = sample_batch(base, jax.random.key(2), 128)
 mask = jnp.asarray(ds.mask.sel(lam=lam).values)
-removed = sn.ablation_losses(cfg, params, mask, x, y, trig)
-null = jax.vmap(lambda k: sn.ablation_losses(cfg, params, sn.random_same_counts(k, cfg, params, mask), x, y, trig))(
+removed = sn.ablation_losses(cfg, params, mask, batch)
+null = jax.vmap(lambda k: sn.ablation_losses(cfg, params, sn.random_same_counts(k, cfg, params, mask), batch))(
     jax.random.split(jax.random.key(3), 32))
 print(f"non-trigger loss: bigram subnetwork removed {float(removed[1]):.3f}; random null "
       f"{float(null[1].mean()):.3f} +- {float(null[1].std()):.3f}")

@@ -37,8 +37,8 @@ from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
-__all__ = ["BBConfig", "make_run", "make_train", "optimizer", "source", "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig",
-           "make_reduced_run"]
+__all__ = ["BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "SWEEP_DIMS", "LAYER_METRICS",
+           "ReducedConfig", "make_reduced_run"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
                  "bos_resid_norm", "other_resid_norm", "bos_logit_gap")
@@ -73,6 +73,9 @@ class BBConfig:
             raise ValueError(f"seq_len must be >= 3, got {self.seq_len}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.batch < 1 or self.eval_batch < 1:
+            raise ValueError(f"batch and eval_batch must be >= 1, got {self.batch}, {self.eval_batch}")
+        self.model()  # the model fields (d_model, heads, attention, init) are checked by TransformerConfig
         check_loop(self.n_steps, self.log_every)
 
     def model(self) -> TransformerConfig:
@@ -102,6 +105,16 @@ def optimizer(cfg: BBConfig, lr):
     return optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(lr, momentum=0.9))
 
 
+def sample_batch(cfg: BBConfig, key, batch: int):
+    """``batch`` fresh Bigram-Backcopy sequences: inputs ``x``, next tokens ``y`` and the query types ``trig``
+    (x is a trigger) and ``non`` (neither a trigger nor BOS), each (batch, seq_len)."""
+    P, mask, first = (jnp.asarray(a) for a in source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf))
+    seq = bd.backcopy_sequences(key, P, mask, first, batch, cfg.seq_len + 1, cfg.V)
+    x, y = seq[:, :-1], seq[:, 1:]
+    trig = mask[jnp.minimum(x, cfg.V - 1)] & (x != cfg.V)
+    return x, y, trig, ~trig & (x != cfg.V)
+
+
 def _mean_where(x, m):
     return jnp.sum(jnp.where(m, x, 0.0)) / jnp.maximum(jnp.sum(m), 1)
 
@@ -122,19 +135,15 @@ def make_run(cfg: BBConfig):
 def make_train(cfg: BBConfig):
     """``train(key, {"lr"}) -> (params, final, traj)``: :func:`make_run` plus the trained parameters (the base
     models of :mod:`sims.subnetworks`)."""
-    P_np, mask_np, first_np = source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf)
+    P_np = source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf)[0]
     mcfg = cfg.model()
-    bos = cfg.V
 
     def train(key, hp):
-        P, mask, first = jnp.asarray(P_np), jnp.asarray(mask_np), jnp.asarray(first_np)
+        P = jnp.asarray(P_np)
         k_init, k_eval, k_train = jax.random.split(key, 3)
         params = init(k_init, mcfg)
         opt = optimizer(cfg, hp["lr"])
-        seq_eval = bd.backcopy_sequences(k_eval, P, mask, first, cfg.eval_batch, cfg.seq_len + 1, bos)
-        x_ev, y_ev = seq_eval[:, :-1], seq_eval[:, 1:]
-        trig_ev = mask[jnp.minimum(x_ev, cfg.V - 1)] & (x_ev != bos)  # query positions holding a trigger
-        non_ev = ~trig_ev & (x_ev != bos)
+        x_ev, y_ev, trig_ev, non_ev = sample_batch(cfg, k_eval, cfg.eval_batch)
 
         def loss_fn(p, x, y):
             logits, _ = apply(p, x, mcfg)
@@ -142,8 +151,8 @@ def make_train(cfg: BBConfig):
 
         def step(k, state, t):
             p, ost = state
-            seq = bd.backcopy_sequences(k, P, mask, first, cfg.batch, cfg.seq_len + 1, bos)
-            g = jax.grad(loss_fn)(p, seq[:, :-1], seq[:, 1:])
+            x, y, _, _ = sample_batch(cfg, k, cfg.batch)
+            g = jax.grad(loss_fn)(p, x, y)
             upd, ost = opt.update(g, ost, p)
             return (optax.apply_updates(p, upd), ost)
 

@@ -30,13 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims import bigram_data as bd
-from sims.bigram_backcopy import BBConfig, source
+from sims.bigram_backcopy import BBConfig, sample_batch, source
 from sims.sweep import check_loop, record_steps, scan_with_records
 from sims.transformer import apply
 
 __all__ = ["MASKABLE", "SubnetConfig", "make_run", "block_names", "flatten", "unflatten", "masked_params",
-           "random_same_counts", "ablation_losses", "lens", "extended_bigram", "eval_batch", "overlap_z", "block_mask",
+           "random_same_counts", "ablation_losses", "lens", "extended_bigram", "overlap_z", "block_mask",
            "check_lambda", "block_sizes", "sweep_lambda", "SWEEP_DIMS"]
 
 MASKABLE = ("wq", "wk", "wv", "wo", "w1", "w2")
@@ -69,6 +68,8 @@ class SubnetConfig:
             raise ValueError(f"target must be 'bigram' or 'model', got {self.target!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.batch < 1 or self.eval_batch < 1:
+            raise ValueError(f"batch and eval_batch must be >= 1, got {self.batch}, {self.eval_batch}")
         if self.temp_growth < 1:
             raise ValueError(f"temp_growth must be >= 1, got {self.temp_growth}")
         if not 0 <= self.undecided_stop < 1:
@@ -134,16 +135,6 @@ def extended_bigram(cfg: SubnetConfig) -> np.ndarray:
     return E
 
 
-def eval_batch(cfg: SubnetConfig, key, batch: int):
-    """Bigram-Backcopy sequences (inputs x, next tokens y, trigger-query mask)."""
-    b = cfg.base
-    P, mask, first = (jnp.asarray(a) for a in source(b.V, b.k_triggers, b.data_seed, b.zipf))
-    seq = bd.backcopy_sequences(key, P, mask, first, batch, b.seq_len + 1, b.V)
-    x, y = seq[:, :-1], seq[:, 1:]
-    trig = mask[jnp.minimum(x, b.V - 1)] & (x != b.V)
-    return x, y, trig
-
-
 def _pearson(a, b):
     a = a - a.mean()
     b = b - b.mean()
@@ -184,19 +175,16 @@ def make_run(cfg: SubnetConfig, base_params):
 
         def step(k, state, t):
             s, ost, T, stop = state
-            x = eval_batch(cfg, k, cfg.batch)[0]
+            x = sample_batch(b, k, cfg.batch)[0]
             g = jax.grad(loss)(s, T, x)
             upd, ost_new = opt.update(g, ost, s)
-            s_new = optax.apply_updates(s, upd)
-            T_new = T * cfg.temp_growth
-            done = stop >= 0
-            s_new = jnp.where(done, s, s_new)
-            ost_new = jax.tree.map(lambda a, c: jnp.where(done, a, c), ost, ost_new)
-            T_new = jnp.where(done, T, T_new)
+            done = stop >= 0  # stopped: the state stays frozen
+            s_new, ost_new, T_new = jax.tree.map(lambda old, new: jnp.where(done, old, new), (s, ost, T),
+                                                 (optax.apply_updates(s, upd), ost_new, T * cfg.temp_growth))
             stop_new = jnp.where(~done & (undecided(s_new, T_new) < cfg.undecided_stop), t + 1, stop)
             return (s_new, ost_new, T_new, stop_new)
 
-        x_ev, y_ev, _ = eval_batch(cfg, k_eval, cfg.eval_batch)
+        x_ev, y_ev, _, _ = sample_batch(b, k_eval, cfg.eval_batch)
 
         def record(state, t):
             s, _, T, _ = state
@@ -242,13 +230,14 @@ def random_same_counts(key, cfg: SubnetConfig, params, mask_flat):
     return jnp.concatenate(out)
 
 
-def ablation_losses(cfg: SubnetConfig, params, remove_flat, x, y, trig):
-    """Loss of the full model with the entries in ``remove_flat`` set to 0: (trigger NLL, non-trigger NLL)."""
+def ablation_losses(cfg: SubnetConfig, params, remove_flat, batch):
+    """Loss of the full model with the entries in ``remove_flat`` set to 0, on ``batch`` =
+    :func:`sims.bigram_backcopy.sample_batch` output: (trigger NLL, non-trigger NLL)."""
+    x, y, trig, non = batch
     keep = 1.0 - remove_flat.astype(jnp.float32)
     p = masked_params(cfg, params, unflatten(cfg, params, keep))
     logits, _ = apply(p, x, cfg.base.model())
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[..., None], -1)[..., 0]
-    non = ~trig & (x != cfg.base.V)
     return jnp.sum(nll * trig) / jnp.sum(trig), jnp.sum(nll * non) / jnp.sum(non)
 
 

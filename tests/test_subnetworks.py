@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sims import subnetworks as sn
-from sims.bigram_backcopy import BBConfig, make_train
+from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 from sims.transformer import apply
 
 BASE = BBConfig(V=8, seq_len=8, batch=16, d_model=16, n_layers=2, n_steps=300, log_every=100, eval_batch=32)
@@ -29,7 +29,7 @@ def cfg(**kw):
 def test_masks_act_exactly():
     """All-ones masks give the base model bit for bit; zero masks on both MLP matrices = removing the MLPs."""
     c, p = cfg(), base_params()
-    x, _, _ = sn.eval_batch(c, jax.random.key(1), 4)
+    x = sample_batch(BASE, jax.random.key(1), 4)[0]
     full = apply(p, x, BASE.model())[0]
     ones = sn.unflatten(c, p, jnp.ones(int(sn.block_sizes(c, p).sum())))
     np.testing.assert_array_equal(np.asarray(apply(sn.masked_params(c, p, ones), x, BASE.model())[0]), np.asarray(full))
@@ -62,8 +62,8 @@ def test_lens_ends():
     """Depth 0 (embeddings) recalls the current token perfectly; at the last depth the ridge map from the final
     residual to itself is exact up to the ridge penalty: KL < 1e-3."""
     c, p = cfg(), base_params()
-    xf, _, _ = sn.eval_batch(c, jax.random.key(2), 64)
-    xe, _, _ = sn.eval_batch(c, jax.random.key(3), 64)
+    xf = sample_batch(BASE, jax.random.key(2), 64)[0]
+    xe = sample_batch(BASE, jax.random.key(3), 64)[0]
     rec, kl = sn.lens(c, p, xf, xe)
     assert rec[0] == 1.0 and kl[-1] < 1e-3 and kl[0] > 10 * kl[-1]
 
