@@ -11,7 +11,7 @@ import xarray as xr
 
 from figures._core import Claim, fmt, param
 from sims.convex_sgd import ConvexConfig, block_grad_norms, make_data, make_run
-from sims.sweep import sweep
+from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
 NAME = "refined_schedule"
@@ -39,17 +39,23 @@ PRESETS = {"quick": Config(), "full": Config(seeds=256, n_steps=10000, log_every
 CENTER = {"abs": 0.1, "logistic": 3.0, "least_squares": 0.1}
 
 
-def _tuned(cfg, cc, spec_or_none, key):
-    """Sweep the peak lr on a grid; return (grid, mean final, per-seed finals at each lr, grad norms)."""
+def _tuned(cfg, cc, spec_or_none, key, fstar):
+    """The schedule's own peak lr: a log grid grown until the optimum is interior, refined to x2^(1/4) there
+    (:func:`sims.sweep.tune_lr`). Returns (Tuned, the sweeps run: lr -> Dataset)."""
     ks = np.arange(-cfg.half_octaves, cfg.half_octaves + 1)
     lrs = CENTER[cc.problem] * 2.0 ** (ks / 2)
     c = dataclasses.replace(cc, schedule=spec_or_none)
-    hp = {"lr": list(lrs)} if spec_or_none else {"lr": list(lrs)}
     fixed = {} if spec_or_none else {"decay_fraction": 1.0, "shape_id": 0}
-    ds = sweep(make_run(c), hp, fixed=fixed, seeds=cfg.seeds, key=key, steps=c.steps(), cfg=c,
-               steps_per_run=cfg.n_steps)
-    fin = ds.loss.isel(step=-1).where(~ds.diverged).values  # lr, seed
-    return lrs, fin, ds
+    runs = {}
+
+    def evaluate(lr, arm):
+        ds = sweep(make_run(c), {"lr": list(lr)}, fixed=fixed, seeds=cfg.seeds, key=key, steps=c.steps(), cfg=c,
+                   steps_per_run=cfg.n_steps)
+        for i, v in enumerate(lr):
+            runs[float(v)] = ds.isel(lr=i)
+        return ds.loss.isel(step=-1).where(~ds.diverged).values - fstar  # lr, seed
+
+    return tune_lr(evaluate, 1, lrs), runs
 
 
 def compute(cfg):
@@ -60,15 +66,14 @@ def compute(cfg):
             cc = ConvexConfig(problem=prob, data_seed=dseed, n_steps=cfg.n_steps, log_every=cfg.log_every)
             A, b = make_data(prob, cc.n, cc.d, dseed, cc.noise)
             fstar, _ = ts.erm_optimum(prob, A, b)
-            lrs, fin_lin, ds_lin = _tuned(cfg, cc, (), k1)
-            i = int(np.nanargmin(np.nanmean(fin_lin, 1)))
+            lin, runs = _tuned(cfg, cc, (), k1, fstar)
             # gradient norms of the tuned linear-decay run (seed-averaged RMS per block)
-            g = block_grad_norms(ds_lin.gsq_cum.isel(lr=i).values, cfg.log_every).mean(0)
+            g = block_grad_norms(runs[float(lin.best_lr[0])].gsq_cum.values, cfg.log_every).mean(0)
             w = ts.refine(g, smooth=True, n_out=cfg.n_steps)
-            lrs2, fin_ref, _ = _tuned(cfg, cc, ("table", tuple(np.round(w, 12).tolist())), k2)
-            j = int(np.nanargmin(np.nanmean(fin_ref, 1)))
-            rows.append(dict(problem=prob, data_seed=dseed, lin=fin_lin[i] - fstar, ref=fin_ref[j] - fstar,
-                             g=g, w=w, lin_lr=lrs[i], ref_lr=lrs2[j]))
+            ref, _ = _tuned(cfg, cc, ("table", tuple(np.round(w, 12).tolist())), k2, fstar)
+            rows.append(dict(problem=prob, data_seed=dseed, lin=lin.best[0], ref=ref.best[0], g=g, w=w,
+                             lin_lr=lin.best_lr[0], ref_lr=ref.best_lr[0],
+                             interior=bool(lin.interior[0] and ref.interior[0])))
     n = len(rows)
     ds = xr.Dataset({
         "lin_final": (("case", "seed"), np.stack([r["lin"] for r in rows])),
@@ -76,6 +81,7 @@ def compute(cfg):
         "grad_norm": (("case", "block"), np.stack([r["g"] for r in rows])),
         "refined": (("case", "t"), np.stack([r["w"] for r in rows])),
         "lin_lr": ("case", [r["lin_lr"] for r in rows]), "ref_lr": ("case", [r["ref_lr"] for r in rows]),
+        "interior": ("case", [r["interior"] for r in rows]),
     }, coords={"case": [f"{r['problem']}#{r['data_seed']}" for r in rows], "problem": ("case", [r["problem"]
                                                                                                for r in rows])})
     ds.attrs["n_cases"] = n
@@ -109,17 +115,21 @@ def claims(ds, cfg):
         wins += m > 2 * se
     logi = [c for c in ds.case.values if str(c).startswith("logistic")]
     lw = sum(1 for c in logi if np.nanmean(ds.lin_final.sel(case=c) - ds.ref_final.sel(case=c)) > 0)
-    ok = lw == len(logi)
+    all_in = bool(ds.interior.all())
+    ok = lw == len(logi) and all_in
     out.append(Claim(
         "refined_improves_second_run",
         "a second run with the refined schedule (lr re-tuned) has a lower final loss than tuned linear decay "
         "on the logistic-regression suite", "improvement (paper: on its logistic-regression suite)",
-        "linear - refined final suboptimality: " + "; ".join(res), "mean difference > 0 on every logistic data set",
-        ok, finding="" if ok else (
-            "refined is worse here, with both peak lrs tuned inside the grid (linear "
-            f"{fmt(ds.lin_lr.values, 2)}, refined {fmt(ds.ref_lr.values, 2)}): the early gradient norms of these "
+        "linear - refined final suboptimality: " + "; ".join(res) + f"; every tuned lr interior: {all_in}",
+        "mean difference > 0 on every logistic data set, both lrs tuned (interior)",
+        ok, finding="" if ok or not all_in else (
+            "stands with each schedule at its own tuned peak lr (interior, grid refined to x2^(1/4): linear "
+            f"{fmt(ds.lin_lr.values, 3)}, refined {fmt(ds.ref_lr.values, 3)}): the early gradient norms of these "
             "runs are large because the iterate is far from the optimum (a transient, not a worst-case G_t), so "
-            "refinement puts a long warmup (peak at 24-40% of the run) where a large lr would make progress")))
+            "refinement puts a long warmup (peak at 24-40% of the run) where a large lr would make progress. The "
+            "paper's gains are on deep nets and on its logistic-regression suite trained for many epochs, where "
+            "the gradient-norm profile is not dominated by the initial transient")))
     return out
 
 

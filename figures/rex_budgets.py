@@ -12,7 +12,7 @@ import xarray as xr
 from figures._core import Claim, fmt, param
 from sims import schedules as S
 from sims.convex_sgd import ConvexConfig, make_data, make_run
-from sims.sweep import sweep
+from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
 NAME = "rex_budgets"
@@ -41,6 +41,7 @@ def compute(cfg):
     ks = np.arange(-cfg.half_octaves, cfg.half_octaves + 1)
     res = np.full((len(cfg.problems), len(cfg.budgets), 2, cfg.seeds), np.nan)
     best_lr = np.zeros((len(cfg.problems), len(cfg.budgets), 2))
+    interior = np.zeros((len(cfg.problems), len(cfg.budgets), 2), bool)
     for p, prob in enumerate(cfg.problems):
         for bi, frac in enumerate(cfg.budgets):
             T = max(10, int(round(frac * cfg.full_steps)))
@@ -49,19 +50,22 @@ def compute(cfg):
             A, b = make_data(prob, cc.n, cc.d, cc.data_seed, cc.noise)
             fstar, _ = ts.erm_optimum(prob, A, b)
             lrs = CENTER[prob] * 2.0 ** (ks / 2)
-            hp = {"lr": [l for l in lrs for _ in SHAPES], "shape_id": [s for _ in lrs for s in SHAPES.values()]}
-            ds = sweep(make_run(cc), hp, mode="zip", fixed={"decay_fraction": 1.0}, seeds=cfg.seeds, key=key,
-                       steps=cc.steps(), cfg=cc, steps_per_run=T)
-            fin = ds.loss.isel(step=-1).where(~ds.diverged).values.reshape(len(lrs), len(SHAPES), cfg.seeds) - fstar
-            for s in range(len(SHAPES)):
-                i = int(np.nanargmin(np.nanmean(fin[:, s], -1)))
-                res[p, bi, s] = fin[i, s]
-                best_lr[p, bi, s] = lrs[i]
+            def evaluate(lr, arm, cc=cc, T=T, fstar=fstar):  # (lr, shape) pairs, same seeds for every pair
+                sid = np.asarray(list(SHAPES.values()))[arm]
+                ds = sweep(make_run(cc), {"lr": lr, "shape_id": sid}, mode="zip", fixed={"decay_fraction": 1.0},
+                           seeds=cfg.seeds, key=key, steps=cc.steps(), cfg=cc, steps_per_run=T)
+                return ds.loss.isel(step=-1).where(~ds.diverged).values - fstar
+
+            tu = tune_lr(evaluate, len(SHAPES), lrs)  # each schedule's own peak lr, grid grown until interior
+            res[p, bi] = tu.best
+            best_lr[p, bi] = tu.best_lr
+            interior[p, bi] = tu.interior
     bound = np.array([[float(ts.tuned_bound(S.as_array(S.family_schedule(S.family(1.0, 1.0, n), T), T))[0])
                        for n in ("linear", "rex")] for T in
                       [max(10, int(round(f * cfg.full_steps))) for f in cfg.budgets]])
     return xr.Dataset({"final": (("problem", "budget", "schedule", "seed"), res),
                        "best_lr": (("problem", "budget", "schedule"), best_lr),
+                       "interior": (("problem", "budget", "schedule"), interior),
                        "bound": (("budget", "schedule"), bound)},
                       coords={"problem": list(cfg.problems), "budget": list(cfg.budgets), "schedule": list(SHAPES)})
 
@@ -70,12 +74,16 @@ def claims(ds, cfg):
     out = []
     for prob in ds.problem.values:
         rows, small_ok, last = [], None, None
+        all_in = bool(ds.interior.sel(problem=prob).all())
         for b in ds.budget.values:
             d = (ds.final.sel(problem=prob, budget=b, schedule="linear")
                  - ds.final.sel(problem=prob, budget=b, schedule="REX")).values  # > 0: REX better
             m, se = np.nanmean(d), np.nanstd(d, ddof=1) / np.sqrt(np.sum(np.isfinite(d)))
             verdict = "REX" if m > 2 * se else ("linear" if m < -2 * se else "tie")
-            rows.append(f"{b:g}: {verdict} ({fmt(m, 2)} +- {fmt(se, 1)})")
+            lr = ds.best_lr.sel(problem=prob, budget=b).values
+            rel = m / float(ds.final.sel(problem=prob, budget=b, schedule="linear").mean())
+            rows.append(f"{b:g}: {verdict} ({fmt(m, 2)} +- {fmt(se, 1)}, {fmt(100 * rel, 2)}% of linear's; "
+                        f"lr linear {fmt(lr[0], 3)}, REX {fmt(lr[1], 3)})")
             if small_ok is None:
                 small_ok = m > -2 * se
             last = (m, se)
@@ -83,16 +91,20 @@ def claims(ds, cfg):
             f"rex_vs_linear_{prob}", f"{prob}: REX is at least as good as linear decay at the smallest budget "
             "(paper: REX wins at low budgets, >= at high)", "bound: linear slightly better at every budget "
             f"({fmt(ds.bound.values[0], 4)})", "per budget (fraction: winner (linear - REX)): " + "; ".join(rows),
-            "paired difference at the smallest budget >= -2 SE", bool(small_ok),
-            finding="" if small_ok else "linear decay wins at the smallest budget in this toy"))
+            "paired difference at the smallest budget >= -2 SE; every tuned lr interior", bool(small_ok and all_in),
+            finding="" if small_ok or not all_in else "linear decay wins at the smallest budget in this toy"))
         big_ok = bool(last[0] > -2 * last[1])
         out.append(Claim(
             f"rex_high_budget_{prob}", f"{prob}: REX is at least as good as linear decay at the full budget (paper)",
             "bound: linear slightly better", f"linear - REX = {fmt(last[0], 2)} +- {fmt(last[1], 1)}",
-            "paired difference at the largest budget >= -2 SE", big_ok,
-            finding="" if big_ok else "at long budgets linear decay is significantly better here, as the "
-            "worst-case bound also predicts (REX's profile stays above linear and anneals late); the paper's "
-            ">= holds for its deep-learning tasks, not for these convex toys"))
+            "paired difference at the largest budget >= -2 SE; every tuned lr interior", big_ok and all_in,
+            finding="" if big_ok or not all_in else "stands with each schedule at its own tuned peak lr (interior, "
+            "grid refined to x2^(1/4)): at long budgets linear decay is significantly better here, as the "
+            "worst-case bound also predicts (REX's profile stays above linear and anneals late); the margin, 5-20% "
+            "of the final suboptimality, is larger than the bound's ~1%. REX wins at the smallest budget (1%), ties "
+            "at 5%, loses from 25% on. REX's paper reports >= on deep nets (image classification, language models), "
+            "trained for epochs with momentum/Adam; these are convex finite-sum problems under batch-1 SGD, where the "
+            "final lr phase decides the noise floor"))
     return out
 
 

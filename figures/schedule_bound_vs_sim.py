@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from figures._core import Claim, fmt, param
 from sims import schedules as S
 from sims.convex_sgd import ConvexConfig, make_data, make_run
-from sims.sweep import sweep
+from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
 NAME = "schedule_bound_vs_sim"
@@ -34,6 +34,8 @@ class Config:
     half_octaves: int = param(6, ge=2, help="lr grid: center x 2^(k/2), k = -h..h")
     problems: tuple[str, ...] = param(("abs", "logistic", "least_squares"), choices=tuple(CENTER))
     key_seed: int = param(0, ge=0)
+    bound_horizons: tuple[int, ...] = param((100, 1000, 10000, 100000), ge=1,
+                                            help="horizons T of the tuned-bound table (float64)")
 
     def check(self):
         if self.n_steps % self.log_every:
@@ -64,13 +66,32 @@ def compute(cfg):
         A, b = make_data(prob, cc.n, cc.d, cc.data_seed, cc.noise)
         fstar, _ = ts.erm_optimum(prob, A, b)
         fin = ds.loss.isel(step=-1).where(~ds.diverged).values.reshape(len(lrs), len(SCHEDS), cfg.seeds)
+        n_div = int(ds.diverged.sum())
+
+        def evaluate(lr, arm, cc=cc, fstar=fstar):  # more (lr, schedule) pairs, same seeds (common random numbers)
+            nonlocal n_div
+            spec = [list(SCHEDS.values())[a] for a in arm]
+            d = sweep(make_run(cc), {"lr": lr, "decay_fraction": [v[0] for v in spec],
+                                     "shape_id": [S.DECAY_SHAPES.index(v[1]) for v in spec]}, mode="zip",
+                      seeds=cfg.seeds, key=key, steps=cc.steps(), cfg=cc, steps_per_run=cfg.n_steps)
+            n_div += int(d.diverged.sum())
+            return d.loss.isel(step=-1).where(~d.diverged).values - fstar
+
+        tu = tune_lr(evaluate, len(SCHEDS), lrs, initial=fin - fstar)
         out.append(xr.Dataset({"final": (("problem", "lr_k", "schedule", "seed"), (fin - fstar)[None]),
                                "lr_value": (("problem", "lr_k"), lrs[None]),
-                               "n_div": (("problem",), [int(ds.diverged.sum())])},
+                               "tuned_final": (("problem", "schedule", "seed"), tu.best[None]),
+                               "tuned_lr": (("problem", "schedule"), tu.best_lr[None]),
+                               "tuned_interior": (("problem", "schedule"), tu.interior[None]),
+                               "n_div": (("problem",), [n_div])},
                               coords={"problem": [prob], "lr_k": ks, "schedule": list(SCHEDS)}))
     res = xr.concat(out, "problem")
     res["t1"] = ("schedule", t1)
     res["t23"] = ("schedule", t2 + t3)
+    # the tuned bound 2 sqrt(t1 (t2 + t3)) at long horizons, float64 (D = G = 1)
+    res["bound_table"] = (("schedule", "horizon"),
+                          np.stack([ts.tuned_bound(_shapes(T))[0] for T in cfg.bound_horizons], axis=1))
+    res = res.assign_coords(horizon=list(cfg.bound_horizons))
     return res
 
 
@@ -103,50 +124,77 @@ def claims(ds, cfg):
     t1, t23 = ds.t1.values, ds.t23.values
     bound_tuned = 2 * np.sqrt(t1 * t23)
     c_star = np.sqrt(t1 / t23)
+    tab = ds.bound_table.values
+    Ts = ds.horizon.values
+    finite = bool(np.all(np.isfinite(tab)))
+    lin_best = bool(np.all(np.argmin(tab, axis=0) == names.index("linear decay")))
+    lim = float(tab[names.index("linear decay"), -1] * np.sqrt(Ts[-1]))
+    ok = finite and lin_best and abs(lim - 2) < 0.01
+    out.append(Claim(
+        "tuned_bound_table", "the tuned last-iterate bound (D = G = 1), float64, for every schedule and horizon "
+        "(rows: schedule; columns: T = " + ", ".join(f"{int(T):g}" for T in Ts) + ")",
+        "finite everywhere; linear decay the smallest at every T (worst-case optimal); sqrt(T) x bound(linear) -> 2",
+        "; ".join(f"{n}: " + fmt(tab[j], 4) for j, n in enumerate(names)) + f"; sqrt(T) x linear at T = "
+        f"{int(Ts[-1]):g}: {fmt(lim, 5)}", "all finite, linear smallest in every column, |sqrt(T) bound - 2| < 0.01",
+        ok))
     for prob in ds.problem.values:
         f, m, se, lrs = _summ(ds, prob)
         best = np.nanargmin(m, axis=0)
-        tuned = m[best, np.arange(len(names))]
+        tf = ds.tuned_final.sel(problem=prob).values  # schedule, seed: each at its own tuned lr
+        tlr = ds.tuned_lr.sel(problem=prob).values
+        tin = ds.tuned_interior.sel(problem=prob).values
+        tuned = tf.mean(-1)
+        tuned_txt = "; tuned lrs " + ", ".join(f"{n} {fmt(v, 3)}" for n, v in zip(names, tlr)) + (
+            "" if tin.all() else " (NOT interior: " + ", ".join(n for n, i in zip(names, tin) if not i) + ")")
         rho = spearmanr(tuned, bound_tuned).statistic
         C, Gm = np.meshgrid(lrs, np.arange(len(names)), indexing="ij")
         (D2, G2), r2 = _fit(C, m, t1[Gm], t23[Gm])
         out.append(Claim(
             f"ranking_{prob}", f"{prob}: the tuned final losses of the 6 schedules rank as the tuned bound does",
             "bound ranking " + " < ".join(names[i] for i in np.argsort(bound_tuned)),
-            "sim ranking " + " < ".join(names[i] for i in np.argsort(tuned)) + f"; Spearman {fmt(rho, 3)}",
-            "Spearman rank correlation >= 0.7", bool(rho >= 0.7)))
+            "sim ranking " + " < ".join(names[i] for i in np.argsort(tuned)) + f"; Spearman {fmt(rho, 3)}"
+            + tuned_txt, "Spearman rank correlation >= 0.7 (each schedule at its own tuned lr, interior)",
+            bool(rho >= 0.7 and tin.all())))
         right = (C >= lrs[best][None, Gm[0]]) & np.isfinite(m)  # each schedule's noise side (lr >= its best)
         _, r2_right = _fit(C[right], m[right], t1[Gm][right], t23[Gm][right])
         ok = r2 >= 0.7
         out.append(Claim(
-            f"loss_vs_lr_shape_{prob}", f"{prob}: one (D, G) per problem makes the bound fit final loss vs peak lr "
-            "for all 6 schedules", "Omega(c) = D^2 t1/c + c G^2 (t2 + t3)",
+            f"loss_vs_lr_shape_{prob}", f"{prob} ({CLASS[prob]}): one (D, G) per problem makes the bound fit final "
+            "loss vs peak lr for all 6 schedules", "Omega(c) = D^2 t1/c + c G^2 (t2 + t3)",
             f"R^2 (log) = {fmt(r2, 3)}; a separate fit on the noise side only (lr >= each best) R^2 = "
             f"{fmt(r2_right, 3)}", "R^2 >= 0.7 for the fit over all lrs", bool(ok),
             finding="" if ok else "the small-lr side does not follow D^2/(2 c S_T): on these well-conditioned "
-            "(strongly convex) finite-sum problems SGD converges exponentially at small lr, while the worst-case "
-            "bound for Lipschitz convex f decays only as 1/c (see the noise-side-only R^2 for how much of the "
-            "misfit that explains)"))
+            "finite-sum problems SGD forgets its start exponentially fast at small lr, while the worst-case "
+            "bound for Lipschitz convex f decays only as 1/c. " + EXPECT[prob]))
         i_lin, i_wsd, i_sq, i_cos = (names.index(n) for n in ("linear decay", "WSD 20% linear", "WSD 20% 1-sqrt",
                                                              "cosine"))
         ratio_b = c_star[i_wsd] / c_star[i_lin]
-        ratio_s = lrs[best[i_wsd]] / lrs[best[i_lin]]
+        ratio_s = tlr[i_wsd] / tlr[i_lin]
         out.append(Claim(
             f"optimal_lr_ratio_{prob}", f"{prob}: the best peak lr of WSD (20% cooldown) relative to linear decay",
-            f"c*_WSD / c*_linear = {fmt(ratio_b, 3)}", f"{fmt(ratio_s, 3)} (grid step x{2 ** 0.5:.3g})",
+            f"c*_WSD / c*_linear = {fmt(ratio_b, 3)}", f"{fmt(ratio_s, 3)} (grid refined to x2^(1/4) at the optimum)",
             "within a factor 1.5 (one grid step ~ 1.41 plus noise)", bool(1 / 1.5 <= ratio_s / ratio_b <= 1.5)))
         gap_b = bound_tuned[i_wsd] / bound_tuned[i_cos] - 1
         gap_s = tuned[i_wsd] / tuned[i_cos] - 1
+        # the gap's SE by the delta method on the paired per-seed values
+        gap_se = np.std(tf[i_wsd] / tuned[i_cos] - tuned[i_wsd] * tf[i_cos] / tuned[i_cos] ** 2, ddof=1) / np.sqrt(
+            tf.shape[-1])
+        both_in = bool(tin[i_wsd] and tin[i_cos])
         ok = gap_s <= 0.1
         out.append(Claim(
-            f"wsd_matches_cosine_{prob}", f"{prob}: WSD with a 20% cooldown matches cosine (tuned, within 10%)",
-            f"bound: WSD {fmt(100 * gap_b, 3)}% above cosine", f"sim: WSD {fmt(100 * gap_s, 3)}% above cosine",
-            "sim gap <= 10%", bool(ok),
-            finding="" if ok else f"at T = {cfg.n_steps} steps of batch-1 SGD the simulated gap is ~10x the "
-            f"bound's ({fmt(100 * gap_b, 3)}%); the bound ranks them the same way but is a worst case and "
-            "understates how much a long decay helps on these well-conditioned problems (not tested further)"))
+            f"wsd_matches_cosine_{prob}", f"{prob}: WSD with a 20% cooldown matches cosine (each at its own tuned "
+            "peak lr, within 10%)", f"bound: WSD {fmt(100 * gap_b, 3)}% above cosine",
+            f"sim: WSD {fmt(100 * gap_s, 3)} +- {fmt(100 * gap_se, 2)}% above cosine (tuned lr WSD "
+            f"{fmt(tlr[i_wsd], 3)}, cosine {fmt(tlr[i_cos], 3)}, both interior: {both_in})",
+            "sim gap <= 10%, both optima interior", bool(ok and both_in),
+            finding="" if ok or not both_in else f"stands after the float64 fix with both peak lrs tuned (interior, "
+            f"grid refined to x2^(1/4)): at T = {cfg.n_steps} steps of batch-1 SGD the simulated gap is far larger "
+            f"than the bound's {fmt(100 * gap_b, 3)}%. The bound is a worst case over convex Lipschitz problems "
+            "and ranks them the same way; on these well-conditioned finite-sum problems the final loss is set by "
+            "the lr over the last ~1/(mu lr) steps, which cosine lowers gradually and WSD only in its last 20%. "
+            "The papers' match (Haegele et al. 2024; Wen et al. 2024) is for LLM pre-training, not convex toys"))
         # 1-sqrt vs linear cooldown, each at its own tuned lr, paired over seeds
-        d = f[best[i_wsd], i_wsd] - f[best[i_sq], i_sq]
+        d = tf[i_wsd] - tf[i_sq]
         dse = np.nanstd(d, ddof=1) / np.sqrt(np.sum(np.isfinite(d)))
         pred = bound_tuned[i_sq] < bound_tuned[i_wsd]
         agree = (np.nanmean(d) > -2 * dse) if pred else (np.nanmean(d) < 2 * dse)
@@ -159,9 +207,28 @@ def claims(ds, cfg):
     return out
 
 
+# what the bound (convex, G-Lipschitz f) may predict on each problem class
+CLASS = {"abs": "convex, Lipschitz, non-smooth: the bound's own class",
+         "logistic": "convex, Lipschitz and smooth: the bound holds; not strongly convex globally",
+         "least_squares": "strongly convex quadratic, not globally Lipschitz"}
+EXPECT = {"abs": "abs is in the bound's class, so the noise side (c G^2 (t2 + t3)) and the ranking are its "
+                 "predictions; the small-lr side is loose because the data term is sharp.",
+          "logistic": "For logistic regression the bound holds; it is loose where the iterate converges fast.",
+          "least_squares": "Least squares is outside the bound's class (gradients are unbounded; G is only a "
+                           "local constant): the bound should predict the ranking and the lr-proportional noise "
+                           "side, not the small-lr side, where SGD converges linearly (exp(-mu S_T))."}
+
+
+STYLE = {"constant": ("k", "s"), "linear decay": ("#0072B2", "o"), "cosine": ("#009E73", "^"),
+         "WSD 20% linear": ("#D55E00", "v"), "WSD 20% 1-sqrt": ("#CC79A7", "D"), "REX": ("#E69F00", "P")}
+
+
 def plot(ds, cfg):
+    """One panel per problem: each schedule's simulated points (mean +- 2 SE) and, in the same colour and marker,
+    its bound Omega(c) = D^2 t1/c + c G^2 (t2 + t3) with ONE (D, G) fitted per problem (log least squares over
+    every schedule and lr); last panel: the tuned bound vs horizon (float64)."""
     probs = list(ds.problem.values)
-    fig, axs = plt.subplots(1, len(probs), figsize=(4.4 * len(probs), 3.8), squeeze=False)
+    fig, axs = plt.subplots(1, len(probs) + 1, figsize=(4.1 * (len(probs) + 1), 3.9), squeeze=False)
     names = list(ds.schedule.values)
     t1, t23 = ds.t1.values, ds.t23.values
     for ax, prob in zip(axs[0], probs):
@@ -170,11 +237,38 @@ def plot(ds, cfg):
         (D2, G2), r2 = _fit(C, m, t1[Gm], t23[Gm])
         fine = np.geomspace(lrs.min(), lrs.max(), 200)
         for j, n in enumerate(names):
-            ax.errorbar(lrs, m[:, j], yerr=2 * se[:, j], fmt="o", ms=3, color=f"C{j}", label=n)
-            ax.plot(fine, D2 * t1[j] / fine + fine * G2 * t23[j], color=f"C{j}", lw=0.8, alpha=0.8)
-        ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel=r"$f(x_T) - f^\star$",
-               title=f"{prob} (lines: bound, fitted D, G; $R^2$={r2:.2f})")
+            col, mk = STYLE.get(n, (f"C{j}", "o"))
+            ax.errorbar(lrs, m[:, j], yerr=2 * se[:, j], fmt=mk, ms=3.5, color=col, mfc="white", mew=1.0,
+                        elinewidth=0.8, label=n)
+            ax.plot(fine, D2 * t1[j] / fine + fine * G2 * t23[j], color=col, lw=1.3, alpha=0.9)
+            ax.plot(ds.tuned_lr.sel(problem=prob).values[j], ds.tuned_final.sel(problem=prob).values[j].mean(),
+                    mk, color=col, ms=6)
+        ax.set(xscale="log", yscale="log", xlabel="peak lr c", ylabel=r"$f(x_T) - f^\star$",
+               title=f"{prob}: fit $R^2$ = {r2:.2f} (log)")
         ax.set_ylim(np.nanmin(m) / 2, np.nanmin(m) * 60)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    axs[0][0].legend(fontsize=6)
+    ax = axs[0][-1]
+    Ts = ds.horizon.values
+    for j, n in enumerate(names):
+        col, mk = STYLE.get(n, (f"C{j}", "o"))
+        ax.plot(Ts, ds.bound_table.values[j] * np.sqrt(Ts), marker=mk, color=col, ms=4, label=n)
+    ax.axhline(2.0, color="0.5", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="horizon T", ylabel=r"$\sqrt{T}\,\Omega^\star$ (tuned bound, D = G = 1)",
+           title="tuned bound, float64 (2: linear decay's limit)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Final loss vs peak lr after T = {cfg.n_steps} SGD steps ({cfg.seeds} seeds). Open markers: "
+                 "sim mean +- 2 SE; large filled: each schedule at its tuned lr; lines: the last-iterate bound with "
+                 "one (D, G) fitted per problem", fontsize=9)
     return fig
+
+
+# what the bound (convex, G-Lipschitz f) may predict on each problem class
+CLASS = {"abs": "convex, Lipschitz, non-smooth: the bound's own class",
+         "logistic": "convex, Lipschitz and smooth: the bound holds; not strongly convex globally",
+         "least_squares": "strongly convex quadratic, not globally Lipschitz"}
+EXPECT = {"abs": "abs is in the bound's class, so the noise side (c G^2 (t2 + t3)) and the ranking are its "
+                 "predictions; the small-lr side is loose because the data term is sharp.",
+          "logistic": "For logistic regression the bound holds; it is loose where the iterate converges fast.",
+          "least_squares": "Least squares is outside the bound's class (gradients are unbounded; G is only a "
+                           "local constant): the bound should predict the ranking and the lr-proportional noise "
+                           "side, not the small-lr side, where SGD converges linearly (exp(-mu S_T))."}

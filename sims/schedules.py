@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -45,18 +46,28 @@ _EXP_FLOOR = 1e-3
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
+def _finite(name: str, v) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {v!r}") from None
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return a
+
+
 def _positive(name: str, v) -> None:
-    if not np.all(np.asarray(v) > 0):
-        raise ValueError(f"{name} must be > 0, got {v!r}")
+    if not np.all(_finite(name, v) > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {v!r}")
 
 
 def _nonneg(name: str, v) -> None:
-    if not np.all(np.asarray(v) >= 0):
-        raise ValueError(f"{name} must be >= 0, got {v!r}")
+    if not np.all(_finite(name, v) >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
 
 
 def _fraction(name: str, v) -> None:
-    a = np.asarray(v)
+    a = _finite(name, v)
     if not np.all((a >= 0) & (a <= 1)):
         raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
 
@@ -215,12 +226,14 @@ def family(
     _fraction("final_ratio", final_ratio)
     _nonneg("warmup_steps", warmup_steps)
     _shape(decay_shape)
+    # NumPy float64 leaves: exact in as_array's float64 evaluation; a jitted sim without x64 receives the
+    # same values rounded to float32, as before
     return Family(
-        jnp.asarray(peak, float),
-        jnp.asarray(decay_fraction, float),
-        jnp.asarray(DECAY_SHAPES.index(decay_shape)),
-        jnp.asarray(final_ratio, float),
-        jnp.asarray(warmup_steps, float),
+        np.asarray(peak, np.float64),
+        np.asarray(decay_fraction, np.float64),
+        np.asarray(DECAY_SHAPES.index(decay_shape)),
+        np.asarray(final_ratio, np.float64),
+        np.asarray(warmup_steps, np.float64),
     )
 
 
@@ -248,9 +261,24 @@ def family_schedule(fam: Family, total_steps: int) -> Schedule:
 
 
 def as_array(schedule: Schedule, n_steps: int) -> np.ndarray:
-    """The schedule evaluated at steps 0..n_steps-1 (float64 NumPy), e.g. to feed ``theory/``."""
-    out = np.asarray(schedule(jnp.arange(n_steps)), dtype=np.float64)
-    return np.broadcast_to(out, (n_steps,)).copy()  # a constant schedule returns a scalar
+    """The schedule evaluated at steps 0..n_steps-1 in float64, as a NumPy array, e.g. to feed ``theory/``.
+
+    The evaluation runs inside ``jax.enable_x64(True)`` whatever the caller's ``jax_enable_x64`` is, so the
+    steps are int64 and every intermediate float64: in float32 the last lrs of a long cosine round to 0 and
+    the tuned last-iterate bound becomes inf (T >= 2e4). A schedule that still returns another dtype (one that
+    closes over float32 arrays) is an error, not a silent downcast. Raises ``ValueError`` for ``n_steps < 1``
+    or a schedule with a non-finite or negative value.
+    """
+    _steps("n_steps", n_steps)
+    with jax.enable_x64(True):
+        raw = jnp.asarray(schedule(jnp.arange(n_steps, dtype=jnp.int64)))
+        if raw.dtype != jnp.float64:
+            raise ValueError(f"the schedule returned {raw.dtype}, not float64: build it from Python or float64 "
+                             "values (sims.schedules constructors do)")
+        out = np.broadcast_to(np.asarray(raw), (n_steps,)).copy()  # a constant schedule returns a scalar
+    if not np.all(np.isfinite(out)) or np.any(out < 0):
+        raise ValueError("the schedule has a non-finite or negative learning rate")
+    return out
 
 
 FAMILY_KEYS = ("lr", "decay_fraction", "shape_id", "final_ratio", "warmup_steps")
@@ -459,7 +487,8 @@ def rewarm(first: Schedule, switch_step: int, peak_value: float, total_steps: in
     if total_steps <= switch_step + warmup_steps:
         raise ValueError(f"total_steps ({total_steps}) must exceed switch_step + warmup_steps "
                          f"({switch_step + warmup_steps})")
-    start = first(switch_step)
+    with jax.enable_x64(True):  # the lr reached, in float64 (a Python float: no float32 constant is captured)
+        start = float(first(switch_step))
     second = optax.warmup_cosine_decay_schedule(start, peak_value, max(warmup_steps, 0),
                                                 total_steps - switch_step, final_ratio * peak_value) \
         if warmup_steps > 0 else cosine(peak_value, total_steps - switch_step, final_ratio)
@@ -472,9 +501,9 @@ def table(values) -> Schedule:
     if v.ndim != 1 or v.size < 1:
         raise ValueError("values must be a non-empty 1-D array of learning rates")
     if np.any(v < 0) or not np.all(np.isfinite(v)):
-        raise ValueError("learning rates in a table must be finite and >= 0")
-    arr = jnp.asarray(v)
-    return lambda t: arr[jnp.minimum(jnp.asarray(t), v.size - 1)]
+        raise ValueError("values: learning rates in a table must be finite and >= 0")
+    # the NumPy float64 table becomes a constant of the caller's precision at trace time (float64 in as_array)
+    return lambda t: jnp.asarray(v)[jnp.minimum(jnp.asarray(t), v.size - 1)]
 
 
 def refined(grad_norms, peak_value: float, total_steps: int | None = None, smooth: bool = True) -> Schedule:

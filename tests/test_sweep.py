@@ -188,3 +188,47 @@ def test_sharded_equals_unsharded(tmp_path):
                    {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"})
         assert r.returncode == 0, r.stderr[-2000:]
     np.testing.assert_array_equal(np.load(out[4]), np.load(out[1]))
+
+
+# ---- tune_lr: comparisons at each schedule's own tuned lr ------------------------------------------
+def _bowl(opt, diverge_above=np.inf, seeds=8):
+    """Deterministic bowl in log lr, (log lr - log opt_a)^2, one optimum per arm; NaN above a divergence lr."""
+    calls = []
+
+    def evaluate(lr, arm):
+        calls.append(len(lr))
+        v = (np.log(lr) - np.log(np.asarray(opt)[arm])) ** 2
+        v = np.where(lr > diverge_above, np.nan, v)
+        return np.repeat(v[:, None], seeds, axis=1)
+
+    return evaluate, calls
+
+
+def test_tune_lr_grows_the_grid_until_the_optimum_is_interior():
+    """Optima far outside the starting grid (x30 above, /40 below) are reached by extension and bracketed;
+    the refinement puts the best within a quarter octave (x2^(1/4)) of the true optimum."""
+    ev, calls = _bowl([30.0, 0.025])
+    tu = sw.tune_lr(ev, 2, [0.5, 0.7071, 1.0, 1.414, 2.0], max_extend=12)
+    assert tu.interior.all()
+    assert np.all(np.abs(np.log2(tu.best_lr / np.array([30.0, 0.025]))) <= 0.25 + 1e-9)
+    assert tu.best.shape == (2, 8)
+    ev2, _ = _bowl([30.0, 0.025])
+    short = sw.tune_lr(ev2, 2, [0.5, 0.7071, 1.0, 1.414, 2.0], max_extend=2)
+    assert not short.interior.any()  # not enough extensions: reported, not hidden
+
+
+def test_tune_lr_divergence_brackets_from_above_and_initial_is_not_rerun():
+    ev, calls = _bowl([100.0], diverge_above=3.0)
+    grid = [0.5, 1.0, 2.0]
+    init = ev(np.array(grid), np.zeros(3, int))[:, None, :]
+    calls.clear()
+    tu = sw.tune_lr(ev, 1, grid, factor=2.0, initial=init)
+    assert tu.interior[0] and tu.best_lr[0] == pytest.approx(2.0 * 2**0.5)  # refined between 2 and 4 (diverged)
+    assert calls and calls[0] == 1  # the starting grid came from `initial`
+
+
+@pytest.mark.parametrize("kw", [dict(lrs=[1.0, 1.0, 2.0]), dict(lrs=[1.0, 2.0]), dict(lrs=[0.0, 1.0, 2.0]),
+                                dict(lrs=[1.0, 2.0, np.nan])])
+def test_tune_lr_bad_grid(kw):
+    with pytest.raises(ValueError, match="lrs"):
+        sw.tune_lr(_bowl([1.0])[0], 1, **kw)

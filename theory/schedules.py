@@ -14,6 +14,11 @@ SGD :math:`x_{t+1} = x_t - \eta_t g_t` on a convex :math:`f`, :math:`D = \|x_1 -
 The first two terms are the averaged-iterate bound; the third is the price of the last iterate.
 Every function takes schedules with arbitrary leading axes (thousands scored at once) and an
 array namespace ``xp`` (NumPy by default; ``jax.numpy`` for gradients / jit).
+
+Precision: with NumPy (the default) every bound, rate and weight is computed in float64 whatever
+the input's dtype (a float32 schedule is upcast; build schedules with ``sims.schedules.as_array``,
+which evaluates them in float64), and the inputs are validated (``ValueError`` naming the
+parameter). With ``xp=jax.numpy`` the caller owns the precision (``optimal_schedule`` enables x64).
 """
 
 from __future__ import annotations
@@ -26,13 +31,34 @@ __all__ = ["bound_terms", "last_iterate_bound", "tuned_bound", "optimal_schedule
            "constant_bound_terms", "rex_profile"]
 
 
+def _check_schedule(lrs, D, G):
+    """float64 copies of (lrs, G, D), validated: lrs (..., T) finite, >= 0, T >= 1, a positive entry in
+    every schedule; D and G finite and > 0."""
+    eta = np.asarray(lrs, dtype=np.float64)
+    if eta.ndim < 1 or eta.shape[-1] < 1:
+        raise ValueError(f"lrs must have a last (time) axis of length T >= 1, got shape {eta.shape}")
+    if not np.all(np.isfinite(eta)) or np.any(eta < 0):
+        raise ValueError("lrs must be finite and >= 0")
+    if np.any(eta.sum(-1) <= 0):
+        raise ValueError("lrs: every schedule needs a positive learning rate (S_T > 0)")
+    Gv = np.asarray(G, dtype=np.float64)
+    Dv = np.asarray(D, dtype=np.float64)
+    for name, v in (("D", Dv), ("G", Gv)):
+        if not np.all(np.isfinite(v)) or np.any(v <= 0):
+            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    return eta, Gv, Dv
+
+
 def bound_terms(lrs, D=1.0, G=1.0, xp=np):
     r"""(t1, t2, t3) of the bound for schedules ``lrs`` of shape (..., T) (:math:`\eta_1..\eta_T`).
 
     Suffix sums use reversed cumulative sums (``S - cumsum`` cancels catastrophically).
     A term whose suffix sum is 0 with :math:`\eta_k = 0` counts 0; with :math:`\eta_k > 0`, +inf.
     """
-    eta = xp.asarray(lrs)
+    if xp is np:
+        eta, G, D = _check_schedule(lrs, D, G)
+    else:
+        eta = xp.asarray(lrs)
     G = xp.broadcast_to(xp.asarray(G, dtype=eta.dtype), eta.shape)
     S = xp.sum(eta, axis=-1)
     e2g2 = eta**2 * G**2
@@ -65,7 +91,12 @@ def tuned_bound(shape, D=1.0, G=1.0, xp=np):
 def constant_bound_terms(T, c, D=1.0, G=1.0):
     r"""Closed form for a constant lr :math:`c` (Schaipp et al.'s test): :math:`D^2/(2cT)`,
     :math:`cG^2/2`, :math:`(c/2)G^2H_{T-1}` (harmonic number)."""
-    H = np.sum(1.0 / np.arange(1, T))
+    if not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    for name, v in (("c", c), ("D", D), ("G", G)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    H = np.sum(1.0 / np.arange(1, T, dtype=np.float64))
     return D**2 / (2 * c * T), c * G**2 / 2, 0.5 * c * G**2 * H
 
 
@@ -76,8 +107,8 @@ def optimal_schedule(T: int, D=1.0, G=1.0):
     import jax
     import jax.numpy as jnp
 
-    if T < 2:
-        raise ValueError(f"T must be >= 2, got {T}")
+    if not isinstance(T, (int, np.integer)) or T < 2:
+        raise ValueError(f"T must be an integer >= 2, got {T!r}")
     with jax.enable_x64(True):
         f = jax.jit(lambda e: last_iterate_bound(e, D, G, jnp))
         g = jax.jit(jax.grad(lambda e: last_iterate_bound(e, D, G, jnp)))
