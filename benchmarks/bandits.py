@@ -20,7 +20,7 @@ def numpy_dynlinucb(inst: tb.Instance, T: int, lam: float, first_arm: int, noise
     A, B, om, th, arms = inst.A, inst.B, inst.omega, inst.theta, inst.arms
     K, d = arms.shape
     rho = tb.spectral_radius(A)
-    c1, c2, sig2, U = tb.dynlin_constants(inst, rho, tb.phi(A))
+    c1, c2, sig2, U = tb.dynlin_constants(inst, rho, tb.phi(A))  # the authors' sigma^2 (main.py)
     ends = set(tb.epoch_ends(rho, T).tolist())
     x = np.zeros(A.shape[0])
     V = lam * np.eye(d)
@@ -47,13 +47,13 @@ def numpy_dynlinucb(inst: tb.Instance, T: int, lam: float, first_arm: int, noise
 
 def main(seeds=10, T=100_000):
     inst = instance("real")
-    cfg = BanditConfig(instance="real", algorithm="dynlinucb", horizon=T, log_every=T // 100)
+    cfg = BanditConfig(instance="real", algorithms=("dynlinucb",), horizon=T, log_every=T // 100)
     key = jax.random.key(0)
     with jax.enable_x64(True):
         run = make_run(cfg)
 
         def engine():
-            sweep(run, {"noise_scale": [1.0]}, seeds=seeds, key=key, steps=cfg.steps(), progress=False)
+            sweep(run, None, seeds=seeds, key=key, steps=cfg.steps(), progress=False)
 
         comp, t_jax = timeit(engine)
     rng = np.random.default_rng(0)

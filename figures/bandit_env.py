@@ -44,9 +44,9 @@ def compute(cfg):
         for name in cfg.instances:
             inst = instance(name)
             K = inst.arms.shape[0]
-            bc = BanditConfig(instance=name, algorithm="constant_arm", horizon=cfg.horizon,
+            bc = BanditConfig(instance=name, algorithms=("constant_arm",), horizon=cfg.horizon,
                               log_every=cfg.horizon // 100)
-            ds = sweep(make_run(bc), {"arm": list(range(K))}, fixed={"noise_scale": 1.0}, seeds=cfg.seeds, key=key,
+            ds = sweep(make_run(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key,
                        steps=bc.steps(), cfg=bc, steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
             h = tb.markov_parameter(inst)
             best = float(np.max(inst.arms @ h))

@@ -43,18 +43,18 @@ def compute(cfg):
     R, H, names = [], [], []
     with jax.enable_x64(True):
         for rho in cfg.rhos:
-            bc = BanditConfig(instance=f"rho={rho}", algorithm="dynlinucb_logT", horizon=cfg.horizon,
+            bc = BanditConfig(instance=f"rho={rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
                               log_every=cfg.horizon // 100)
-            ds = sweep(make_run(bc), {"noise_scale": [1.0]}, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
+            ds = sweep(make_run(bc), None, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
                        steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
-            R.append(ds.pseudo_regret.isel(noise_scale=0).values)
+            R.append(ds.pseudo_regret.values)
         for f in cfg.misspec_factors:
-            bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithm="dynlinucb_logT", horizon=cfg.horizon,
+            bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
                               log_every=cfg.horizon // 100, rho_bar=f * cfg.misspec_rho)
-            ds = sweep(make_run(bc), {"noise_scale": [1.0]}, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
+            ds = sweep(make_run(bc), None, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
                        steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
-            H.append(ds.h_hat.isel(noise_scale=0).values)
-            names.append(ds.pseudo_regret.isel(noise_scale=0).values)
+            H.append(ds.h_hat.values)
+            names.append(ds.pseudo_regret.values)
     inst = instance(f"rho={cfg.misspec_rho}")
     return xr.Dataset({"regret": (("rho", "seed", "step"), np.stack(R)),
                        "mis_h_hat": (("factor", "seed", "coord"), np.stack(H)),

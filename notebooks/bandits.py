@@ -38,12 +38,12 @@ print("myopic arm (argmax theta^T u):", inst.arms[np.argmax(inst.arms @ inst.the
 
 # %%
 fig, ax = plt.subplots()
-for alg in ("dynlinucb_logT", "linucb_logT", "clairvoyant"):
-    cfg = BanditConfig(instance="real", algorithm=alg, horizon=T, log_every=T // 100)
-    ds = sweep(make_run(cfg), {"noise_scale": [1.0]}, seeds=4, key=jax.random.key(0), steps=cfg.steps(),
+for alg in ("dynlinucblog", "linucblog", "clairvoyant"):
+    cfg = BanditConfig(instance="real", algorithms=(alg,), horizon=T, log_every=T // 100)
+    ds = sweep(make_run(cfg), None, seeds=4, key=jax.random.key(0), steps=cfg.steps(),
                dims={"h_hat": ("coord",)})
-    R = ds.pseudo_regret.isel(noise_scale=0)
+    R = ds.pseudo_regret
     ax.plot(ds.step, R.mean("seed"), label=alg)
-    print(alg, "final h_hat (seed mean):", ds.h_hat.isel(noise_scale=0).mean("seed").values.round(3))
+    print(alg, "final h_hat (seed mean):", ds.h_hat.mean("seed").values.round(3))
 ax.set(xlabel="round", ylabel="pseudo-regret")
 ax.legend()

@@ -48,6 +48,7 @@ __all__ = [
     "record_steps",
     "check_loop",
     "noise_chunk_for",
+    "noise_stream",
     "sweep",
     "batched",
     "config_to_json",
@@ -169,6 +170,23 @@ def scan_with_records(
     (state, div), recs = jax.lax.scan(block, (init_state, div0), jnp.arange(n_blocks, dtype=jnp.int32))
     traj = jax.tree.map(lambda r0, r: jnp.concatenate([r0[None], r], axis=0), rec0, recs)
     return LoopOut(state, traj, div)
+
+
+def noise_stream(key: Array, noise: Callable[[Array, int], Any], *, n_steps: int, log_every: int,
+                 noise_chunk: int | None = None) -> Any:
+    """The per-step noise :func:`scan_with_records` feeds to ``step_fn`` when given ``noise`` (same key, same
+    chunking), materialized: a pytree of (n_steps, ...) arrays. For independent references that must see the
+    simulation's exact random inputs (e.g. a NumPy re-implementation fed the same noise)."""
+    check_loop(n_steps, log_every)
+    noise_chunk = noise_chunk or log_every
+    if noise_chunk < 1 or log_every % noise_chunk:
+        raise ValueError(f"noise_chunk ({noise_chunk}) must divide log_every ({log_every})")
+    n_sub = log_every // noise_chunk
+    bs, js = np.meshgrid(np.arange(n_steps // log_every), np.arange(n_sub), indexing="ij")
+    keys = jax.vmap(lambda b, j: jax.random.fold_in(jax.random.fold_in(key, b), j))(
+        jnp.asarray(bs.ravel(), jnp.int32), jnp.asarray(js.ravel(), jnp.int32))
+    draws = jax.vmap(lambda k: noise(k, noise_chunk))(keys)
+    return jax.tree.map(lambda x: x.reshape((n_steps,) + x.shape[2:]), draws)
 
 
 # --------------------------------------------------------------------------------------
@@ -355,6 +373,8 @@ def sweep(
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_idx))
         keys = jax.device_put(keys, seed_sharding)
         hps = {k: jax.device_put(jnp.asarray(v[hp_idx]), repl) for k, v in flat_all.items()}
+        if not hps:  # a sweep over seeds alone: vmap needs one mapped leaf (runs ignore this key)
+            hps = {"__point__": jax.device_put(jnp.zeros(h_c, jnp.int32), repl)}
         final, traj = fn(keys, hps)
         jax.block_until_ready((final, traj))
         nh = min(h_c, n_points - h0)

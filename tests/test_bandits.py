@@ -1,5 +1,5 @@
-"""Dynamical linear bandits: theory (h, epochs, limits, switch cost), environment vs theory, DynLin-UCB
-against an independent NumPy per-round implementation, bad input, determinism."""
+"""Dynamical linear bandits: theory (h, epochs, limits, switch cost), environment vs theory, bad input,
+determinism, one compiled call per code path. The independent NumPy reference is tests/test_bandits_reference.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks.bandits import numpy_dynlinucb
 from sims import bandits as sb
 from sims.bandits import BanditConfig, make_run
 from sims.sweep import sweep
@@ -70,10 +69,10 @@ def test_switch_cost_matches_direct_sum():
 
 def test_env_mean_reward_converges_to_h_u():
     """Holding each arm of a non-normal complex instance: second-half mean reward within 4 SE of h^T u."""
-    cfg = BanditConfig(instance="random=2,0.9", algorithm="constant_arm", horizon=1000, log_every=100)
+    cfg = BanditConfig(instance="random=2,0.9", algorithms=("constant_arm",), horizon=1000, log_every=100)
     inst = sb.instance(cfg.instance)
     with jax.enable_x64(True):
-        ds = sweep(make_run(cfg), {"arm": list(range(5))}, fixed={"noise_scale": 1.0}, seeds=300,
+        ds = sweep(make_run(cfg), {"arm": list(range(5))}, seeds=300,
                    key=jax.random.key(0), steps=cfg.steps(), progress=False, dims={"h_hat": ("c",)})
     h = tb.markov_parameter(inst)
     best = float(np.max(inst.arms @ h))
@@ -93,20 +92,6 @@ def test_gymnax_style_reset_step_vmap_over_instances():
     assert y.shape == (3,) and st2.x.shape == (3, 4)
 
 
-def test_dynlinucb_matches_numpy_reference_noise_free():
-    """Independent reference (a NumPy per-round loop written from the authors' code): with zero noise the
-    arm sequence of the JAX DynLin-UCB is identical, round by round, given the same first arm."""
-    T = 3000
-    cfg = BanditConfig(instance="real", algorithm="dynlinucb", horizon=T, log_every=1)
-    with jax.enable_x64(True):
-        ds = sweep(make_run(cfg), {"noise_scale": [0.0]}, seeds=2, key=jax.random.key(4), steps=cfg.steps(),
-                   progress=False, dims={"h_hat": ("c",)})
-    arms_jax = ds.arm_played.isel(noise_scale=0).values[:, 1:]  # arm held during round t
-    for s in range(2):
-        ref = numpy_dynlinucb(sb.instance("real"), T, 1.0, int(arms_jax[s, 0]))
-        np.testing.assert_array_equal(arms_jax[s], ref)
-
-
 @pytest.mark.parametrize("limit", ["synthetic:B=0", "synthetic:omega=0"])
 def test_limit_h_equals_theta_and_dynlinucb_matches_linucb(limit):
     """B = 0 or omega = 0: h = theta, so both estimators are unbiased for theta (|h_hat - theta| < 0.05 on
@@ -114,14 +99,14 @@ def test_limit_h_equals_theta_and_dynlinucb_matches_linucb(limit):
     inst = sb.instance(limit)
     assert np.allclose(tb.markov_parameter(inst), inst.theta)
     best = int(np.argmax(inst.arms @ inst.theta))
-    for alg in ("dynlinucb_logT", "linucb_logT"):
-        cfg = BanditConfig(instance=limit, algorithm=alg, horizon=20000, log_every=1000, rho_bar=0.2)
+    for alg in ("dynlinucblog", "linucblog"):
+        cfg = BanditConfig(instance=limit, algorithms=(alg,), horizon=20000, log_every=1000, rho_bar=0.2)
         with jax.enable_x64(True):
-            ds = sweep(make_run(cfg), {"noise_scale": [1.0]}, seeds=3, key=jax.random.key(0), steps=cfg.steps(),
+            ds = sweep(make_run(cfg), None, seeds=3, key=jax.random.key(0), steps=cfg.steps(),
                        progress=False, dims={"h_hat": ("c",)})
-        played = ds.arm_played.isel(noise_scale=0).values[:, 10:].ravel()
+        played = ds.arm_played.values[:, 10:].ravel()
         assert np.bincount(played, minlength=6).argmax() == best, alg
-        assert np.abs(ds.h_hat.isel(noise_scale=0).mean("seed").values - inst.theta).max() < 0.05, alg
+        assert np.abs(ds.h_hat.mean("seed").values - inst.theta).max() < 0.05, alg
 
 
 def test_unit_ball_action_set():
@@ -132,20 +117,20 @@ def test_unit_ball_action_set():
     assert np.max(inst.arms @ h) >= 0.99 * np.linalg.norm(h)
     _, u = tb.optimal_action(inst, "ball")
     assert u @ h == pytest.approx(np.linalg.norm(h))
-    cfg = BanditConfig(instance="real:ball", algorithm="dynlinucb_logT", horizon=20000, log_every=1000)
+    cfg = BanditConfig(instance="real:ball", algorithms=("dynlinucblog",), horizon=20000, log_every=1000)
     with jax.enable_x64(True):
-        ds = sweep(make_run(cfg), {"noise_scale": [1.0]}, seeds=2, key=jax.random.key(0), steps=cfg.steps(),
+        ds = sweep(make_run(cfg), None, seeds=2, key=jax.random.key(0), steps=cfg.steps(),
                    progress=False, dims={"h_hat": ("c",)})
-    hh = ds.h_hat.isel(noise_scale=0).mean("seed").values
+    hh = ds.h_hat.mean("seed").values
     assert np.linalg.norm(hh - h) < 0.1 * np.linalg.norm(h)  # measured ~0.03 |h| at 2e4 rounds
     assert not ds.diverged.any()
 
 
 def test_determinism():
-    cfg = BanditConfig(instance="synthetic", algorithm="exp3", horizon=2000, log_every=100)
+    cfg = BanditConfig(instance="synthetic", algorithms=("exp3",), horizon=2000, log_every=100)
     kw = dict(seeds=3, key=jax.random.key(1), steps=cfg.steps(), progress=False, dims={"h_hat": ("c",)})
-    a = sweep(make_run(cfg), {"noise_scale": [1.0]}, **kw)
-    b = sweep(make_run(cfg), {"noise_scale": [1.0]}, **kw)
+    a = sweep(make_run(cfg), None, **kw)
+    b = sweep(make_run(cfg), None, **kw)
     np.testing.assert_array_equal(a.pseudo_regret.values, b.pseudo_regret.values)
 
 
@@ -156,10 +141,33 @@ def test_determinism():
     (lambda: tb.check_instance(tb.synthetic()._replace(sigma_x=-1.0)), "noise"),
     (lambda: tb.check_instance(tb.synthetic()._replace(arms=np.zeros((0, 3)))), "action set"),
     (lambda: BanditConfig(horizon=0), "horizon"),
-    (lambda: BanditConfig(algorithm="ar3"), "algorithm"),
+    (lambda: BanditConfig(algorithms=("ar3",)), "valid: clairvoyant, dynlinucblog"),
+    (lambda: BanditConfig(algorithms=("dynlinucb", "exp3")), "code paths"),
+    (lambda: BanditConfig(algorithms=("exp3", "exp3")), "repeat"),
+    (lambda: BanditConfig(noise_variance="m"), "noise_variance"),
+    (lambda: BanditConfig(instance="synthetic:sigma=0", algorithms=("ar2",)), "sigma"),
+    (lambda: BanditConfig(instance="synthetic:sigma=-1"), "sigma"),
+    (lambda: BanditConfig(rho_bar=float("nan")), "rho_bar"),
     (lambda: BanditConfig(instance="mars"), "instance"),
     (lambda: tb.epoch_lengths(1.0, 3), "rho_bar"),
 ])
 def test_bad_input(make, msg):
     with pytest.raises(ValueError, match=msg):
         make()
+
+
+def test_one_compiled_call_runs_every_linear_variant_without_recompiling():
+    """The five LinearAgent-style algorithms share one code path: one sweep over "alg" runs them all; running
+    it again with other seeds reuses the executable (no recompilation), and each row equals its solo run."""
+    algs = ("dynlinucblog", "linucblog", "dlinucblog", "dynlinucb", "linucb")
+    cfg = BanditConfig(instance="synthetic", algorithms=algs, horizon=500, log_every=100)
+    kw = dict(seeds=2, key=jax.random.key(3), steps=cfg.steps(), progress=False, dims={"h_hat": ("c",)})
+    with jax.enable_x64(True):
+        run = make_run(cfg)
+        both = sweep(run, {"alg": list(range(5))}, **kw)
+        n = sweep.__globals__["batched"](run)._cache_size()
+        sweep(run, {"alg": list(range(5))}, **(kw | {"key": jax.random.key(4)}))
+        assert sweep.__globals__["batched"](run)._cache_size() == n
+        solo = sweep(make_run(BanditConfig(instance="synthetic", algorithms=("dlinucblog",), horizon=500,
+                                           log_every=100)), None, **kw)
+    np.testing.assert_array_equal(both.pseudo_regret.isel(alg=2).values, solo.pseudo_regret.values)

@@ -134,19 +134,26 @@ def epoch_ends(rho_bar: float, horizon: int) -> np.ndarray:
     return np.asarray(ends, dtype=np.int64)
 
 
-def dynlin_constants(inst: Instance, rho_bar: float, phi_bar: float):
+def dynlin_constants(inst: Instance, rho_bar: float, phi_bar: float, sigma: float | None = None):
     r"""Norm constants of DynLin-UCB's confidence radius ([code] ``LinearAgent``):
     :math:`c_1 = \Theta + \Omega\bar B\bar\Phi/(1-\bar\rho)`,
     :math:`c_2 = U\Omega\bar\Phi(U\bar B/(1-\bar\rho) + X)`, :math:`X = U/(1-\bar\rho)`,
-    :math:`\tilde\sigma^2 = \sigma^2(1 + \Omega^2\bar\Phi^2/(1-\bar\rho^2))`."""
-    Om = float(np.linalg.norm(inst.omega))
-    Th = float(np.linalg.norm(inst.theta))
-    U = float(np.max(np.linalg.norm(inst.arms, axis=1)))
-    Bn = float(np.linalg.norm(inst.B, 2))
+    :math:`\tilde\sigma^2 = \sigma^2(1 + \Omega^2\bar\Phi^2/(1-\bar\rho^2))`.
+
+    ``sigma``: the noise std in the radius. Default: the authors' choice (scripts/main.py passes
+    ``sigma ** 2``, the variance of ONE output's noise, ``inst.sigma_x`` here); the reward actually carries
+    the sum of m such noises, variance :math:`m\sigma^2` (``inst.sigma_y ** 2``)."""
+    return dynlin_constants_sigma(float(np.linalg.norm(inst.omega)), float(np.linalg.norm(inst.theta)),
+                                  float(np.max(np.linalg.norm(inst.arms, axis=1))), float(np.linalg.norm(inst.B, 2)),
+                                  rho_bar, phi_bar, inst.sigma_x if sigma is None else sigma)
+
+
+def dynlin_constants_sigma(Om, Th, U, Bn, rho_bar, phi_bar, sigma):
+    """:func:`dynlin_constants` from the norms ||omega||, ||theta||, max ||a||, ||B||_2 and the radius' sigma."""
     X = U / (1 - rho_bar)
     c1 = Th + Om * Bn * phi_bar / (1 - rho_bar)
     c2 = U * Om * phi_bar * (U * Bn / (1 - rho_bar) + X)
-    sig2 = inst.sigma_y**2 * (1 + Om**2 * phi_bar**2 / (1 - rho_bar**2))
+    sig2 = sigma**2 * (1 + Om**2 * phi_bar**2 / (1 - rho_bar**2))
     return c1, c2, sig2, U
 
 
