@@ -260,15 +260,3 @@ def plot(ds, cfg):
                  "sim mean +- 2 SE; large filled: each schedule at its tuned lr; lines: the last-iterate bound with "
                  "one (D, G) fitted per problem", fontsize=9)
     return fig
-
-
-# what the bound (convex, G-Lipschitz f) may predict on each problem class
-CLASS = {"abs": "convex, Lipschitz, non-smooth: the bound's own class",
-         "logistic": "convex, Lipschitz and smooth: the bound holds; not strongly convex globally",
-         "least_squares": "strongly convex quadratic, not globally Lipschitz"}
-EXPECT = {"abs": "abs is in the bound's class, so the noise side (c G^2 (t2 + t3)) and the ranking are its "
-                 "predictions; the small-lr side is loose because the data term is sharp.",
-          "logistic": "For logistic regression the bound holds; it is loose where the iterate converges fast.",
-          "least_squares": "Least squares is outside the bound's class (gradients are unbounded; G is only a "
-                           "local constant): the bound should predict the ranking and the lr-proportional noise "
-                           "side, not the small-lr side, where SGD converges linearly (exp(-mu S_T))."}

@@ -354,8 +354,10 @@ class Agent(NamedTuple):
     update: Callable  # (state, u, y, t, p, ctx) -> state
 
 
-def _pick(arms, arm):
-    return arms[arm]
+def _ucb(arms, h, M, beta):
+    """argmax_k h^T a_k + beta sqrt(a_k^T M a_k) (the first maximum on ties, as np.argmax)."""
+    quad = jnp.einsum("kd,de,ke->k", arms, M, arms)
+    return jnp.argmax(arms @ h + beta * jnp.sqrt(jnp.maximum(quad, 0.0)))
 
 
 class LinState(NamedTuple):
@@ -380,8 +382,7 @@ def _lin_act(s, t, u01, p, c, hp):
     x = jnp.where(p["disc"] > 0, x * (1 - p["gamma"] ** (2 * tf)) / (1 - p["gamma"] ** 2), x)
     inner = p["L"] + d / 2 * jnp.log(1 + x)
     beta = p["a0"] + p["a1"] * jnp.log(math.e * (tf + 1)) + jnp.sqrt(2 * p["s2"] * inner)
-    quad = jnp.einsum("kd,de,ke->k", arms, s.V_inv, arms)
-    ucb = jnp.argmax(arms @ s.h + beta * jnp.sqrt(jnp.maximum(quad, 0.0)))
+    ucb = _ucb(arms, s.h, s.V_inv, beta)
     arm = jnp.where((t > 0) & p["is_new"][t], ucb, s.arm).astype(jnp.int32)
     return s._replace(arm=arm), arm, arms[arm]
 
@@ -419,8 +420,7 @@ def _d_act(s, t, u01, p, c, hp):
     beta = p["theta"] * jnp.sqrt(lam_t) + p["sigma"] * jnp.sqrt(2 * p["L"] + d * jnp.log(
         1 + 1.5**2 * (1 - g ** (2 * tf)) / (d * lam_t * (1 - g**2))))
     Vi = jnp.linalg.inv(s.V)
-    quad = jnp.einsum("kd,de,ke->k", arms, Vi @ s.Vt @ Vi, arms)
-    ucb = jnp.argmax(arms @ s.h + beta * jnp.sqrt(jnp.maximum(quad, 0.0)))
+    ucb = _ucb(arms, s.h, Vi @ s.Vt @ Vi, beta)
     arm = jnp.where(t > 0, ucb, s.arm).astype(jnp.int32)
     return s._replace(arm=arm), arm, arms[arm]
 
