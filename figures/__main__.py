@@ -7,6 +7,7 @@ Exit status: 0 when every claim passes (or is a documented "not reproduced" find
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,7 +20,19 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def fields_help(name: str) -> str:
+    """Every config field of figure ``name``: quick default, full default, valid range, meaning."""
+    mod = _core.load(name)
+    quick, full = mod.PRESETS["quick"], mod.PRESETS.get("full", mod.PRESETS["quick"])
+    lines = [f"config fields of {name} (override with --set KEY=VALUE; lists comma-separated):"]
+    for f in dataclasses.fields(mod.Config):
+        md = f.metadata
+        lines.append(f"  {f.name}: quick {getattr(quick, f.name)!r}, full {getattr(full, f.name)!r}; "
+                     f"{_core._range_text(md)}" + (f". {md['help']}" if md.get("help") else ""))
+    return "\n".join(lines)
+
+
+def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     p = _Parser(prog="python -m figures", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="name every figure with its description and paper")
@@ -32,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--seeds", type=int, default=None, help="number of seeds (>= 1)")
         sp.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
 
-    r = sub.add_parser("run", help="run one figure")
+    r = sub.add_parser("run", help="run one figure (NAME --help lists its config fields)", epilog=run_epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("name")
     common(r)
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -43,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    epilog = None
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] in _core.REGISTRY and ({"-h", "--help"} & set(argv)):
+        epilog = fields_help(argv[1])
+    args = _parser(epilog).parse_args(argv)
     if args.cmd == "list":
         for name in _core.REGISTRY:
             mod = _core.load(name)

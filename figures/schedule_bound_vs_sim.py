@@ -34,10 +34,12 @@ class Config:
     half_octaves: int = param(6, ge=2, help="lr grid: center x 2^(k/2), k = -h..h")
     problems: tuple[str, ...] = param(("abs", "logistic", "least_squares"), choices=tuple(CENTER))
     key_seed: int = param(0, ge=0)
-    bound_horizons: tuple[int, ...] = param((100, 1000, 10000, 100000), ge=1,
+    bound_horizons: tuple[int, ...] = param((100, 1000, 10000, 100000), ge=2, le=10_000_000,
                                             help="horizons T of the tuned-bound table (float64)")
 
     def check(self):
+        if any(b <= a for a, b in zip(self.bound_horizons, self.bound_horizons[1:])):
+            raise ValueError(f"bound_horizons must be strictly increasing, got {self.bound_horizons}")
         if self.n_steps % self.log_every:
             raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
 

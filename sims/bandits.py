@@ -289,8 +289,10 @@ RUN_LIST = ("exp3", "batchexp3", "dynlinucblog", "linucblog", "dlinucblog", "dyn
             "expert")
 
 
+@functools.cache
 def algorithm_params(cfg: BanditConfig) -> dict:
-    """The stacked (one row per algorithm of ``cfg.algorithms``) float64 parameters of their common code path."""
+    """The stacked (one row per algorithm of ``cfg.algorithms``) float64 parameters of their common code path.
+    Cached per config: built once when the config validates, reused by ``make_run``."""
     c = _ctx(cfg)
     rows = [ALGORITHMS[a].params(c) for a in cfg.algorithms]
     return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}

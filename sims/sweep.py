@@ -94,6 +94,12 @@ def check_loop(n_steps: int, log_every: int) -> None:
         )
 
 
+def _block_key(key: Array, b, j) -> Array:
+    """The key of sub-block ``j`` of record block ``b`` (one noise draw each): shared by the loop and
+    :func:`noise_stream` so that both derive the same bits."""
+    return jax.random.fold_in(jax.random.fold_in(key, b), j)
+
+
 def _bad(state, bound: float | None) -> Array:
     """True where any leaf of ``state`` is non-finite (or exceeds ``bound`` in abs value)."""
     leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
@@ -154,7 +160,7 @@ def scan_with_records(
 
     def sub_block(carry, j_b):
         j, b = j_b
-        skey = jax.random.fold_in(jax.random.fold_in(key, b), j)
+        skey = _block_key(key, b, j)
         rand = noise(skey, noise_chunk) if noise is not None else jax.random.split(skey, noise_chunk)
         ts = (b * log_every + j * noise_chunk + jnp.arange(noise_chunk)).astype(jnp.int32)
         return jax.lax.scan(one_step, carry, (rand, ts), unroll=unroll)
@@ -183,8 +189,8 @@ def noise_stream(key: Array, noise: Callable[[Array, int], Any], *, n_steps: int
         raise ValueError(f"noise_chunk ({noise_chunk}) must divide log_every ({log_every})")
     n_sub = log_every // noise_chunk
     bs, js = np.meshgrid(np.arange(n_steps // log_every), np.arange(n_sub), indexing="ij")
-    keys = jax.vmap(lambda b, j: jax.random.fold_in(jax.random.fold_in(key, b), j))(
-        jnp.asarray(bs.ravel(), jnp.int32), jnp.asarray(js.ravel(), jnp.int32))
+    keys = jax.vmap(lambda b, j: _block_key(key, b, j))(jnp.asarray(bs.ravel(), jnp.int32),
+                                                          jnp.asarray(js.ravel(), jnp.int32))
     draws = jax.vmap(lambda k: noise(k, noise_chunk))(keys)
     return jax.tree.map(lambda x: x.reshape((n_steps,) + x.shape[2:]), draws)
 
@@ -553,7 +559,7 @@ def tune_lr(evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], n_arms: in
     def table(a):
         x = np.array(sorted(seen[a]))
         f = np.stack([seen[a][v] for v in x])
-        m = np.where(np.all(np.isfinite(f), axis=1), f.mean(axis=1) if f.size else np.inf, np.inf)
+        m = np.where(np.all(np.isfinite(f), axis=1), f.mean(axis=1), np.inf)
         return x, m
 
     if initial is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from sims import bandits as sb
 from sims.bandits import BanditConfig, make_run
-from sims.sweep import sweep
+from sims.sweep import batched, sweep
 from theory import bandits as tb
 
 
@@ -165,9 +165,9 @@ def test_one_compiled_call_runs_every_linear_variant_without_recompiling():
     with jax.enable_x64(True):
         run = make_run(cfg)
         both = sweep(run, {"alg": list(range(5))}, **kw)
-        n = sweep.__globals__["batched"](run)._cache_size()
+        n = batched(run)._cache_size()
         sweep(run, {"alg": list(range(5))}, **(kw | {"key": jax.random.key(4)}))
-        assert sweep.__globals__["batched"](run)._cache_size() == n
+        assert batched(run)._cache_size() == n
         solo = sweep(make_run(BanditConfig(instance="synthetic", algorithms=("dlinucblog",), horizon=500,
                                            log_every=100)), None, **kw)
     np.testing.assert_array_equal(both.pseudo_regret.isel(alg=2).values, solo.pseudo_regret.values)

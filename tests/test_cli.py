@@ -43,6 +43,8 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
         (["run", "quadratic_sgd", "--set", "n_steps"], "key=value"),
         (["run", "quadratic_sgd", "--set", "n_steps=1001"], "multiple of log_every"),
         (["run", "quadratic_sgd", "--bogus"], "unrecognized"),
+        (["run", "schedule_bound_vs_sim", "--set", "bound_horizons=100,100"], "strictly increasing"),
+        (["run", "schedule_bound_vs_sim", "--set", "bound_horizons=100,1000000000"], "bound_horizons"),
     ],
 )
 def test_bad_input_exit_2_nothing_written(tmp_path, args, needle):
@@ -73,3 +75,15 @@ def test_claim_status_and_report(tmp_path):
         {"figure": "x", "preset": "quick", "claims": [vars(x) | {"status": x.status} for x in c]}))
     rep = _core.write_report(tmp_path).read_text()
     assert "**not reproduced**" in rep and "**FAIL**" in rep and "1 pass, 1 not reproduced, 1 fail" in rep
+
+
+def test_run_help_lists_every_config_field_with_defaults_and_range():
+    """`run NAME --help` names each field of the figure's Config, its quick and full defaults and its range."""
+    r = run_py(["-m", "figures", "run", "schedule_bound_vs_sim", "--help"])
+    assert r.returncode == 0, r.stderr
+    assert "bound_horizons: quick (100, 1000, 10000, 100000), full (100, 1000, 10000, 100000); >= 2 and <= 10000000" \
+        in r.stdout
+    import dataclasses
+
+    for f in dataclasses.fields(_core.load("schedule_bound_vs_sim").Config):
+        assert f"  {f.name}: quick " in r.stdout
