@@ -487,7 +487,9 @@ def rewarm(first: Schedule, switch_step: int, peak_value: float, total_steps: in
     if total_steps <= switch_step + warmup_steps:
         raise ValueError(f"total_steps ({total_steps}) must exceed switch_step + warmup_steps "
                          f"({switch_step + warmup_steps})")
-    with jax.enable_x64(True):  # the lr reached, in float64 (a Python float: no float32 constant is captured)
+    # the lr reached, in float64, as a Python float (no float32 constant is captured); evaluated eagerly even when
+    # the schedule is built inside a jitted sim (the value depends on constants only)
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
         start = float(first(switch_step))
     second = optax.warmup_cosine_decay_schedule(start, peak_value, max(warmup_steps, 0),
                                                 total_steps - switch_step, final_ratio * peak_value) \

@@ -144,6 +144,19 @@ def test_rewarm_refined_rex_sampled_are_float64(x64):
     assert sm[-1] == pytest.approx(1 - 99_990 / 100_000, rel=1e-12)
 
 
+@pytest.mark.parametrize("x64_on", [False, True])
+def test_rewarm_builds_inside_jit(x64_on):
+    """A sim builds its schedule from a static spec while being traced (sims.convex_sgd / river_valley): the
+    rewarm's float64 start lr must not need a concrete value from the trace. Same values as outside jit."""
+    spec = ("rewarm", ("cosine", 100, 0.0), 50, 2.0, 200, 10, 0.0)
+    with jax.enable_x64(x64_on):
+        inside = np.asarray(jax.jit(lambda t: S.from_spec(spec)(t))(jax.numpy.arange(200)))
+    # inside jit the sim's own precision applies: float32 without x64 (absolute rounding <= a few eps32 x the
+    # peak 2, ~1e-6), float64 with it (exact to ~1e-15)
+    tol = 1e-12 if x64_on else 1e-6
+    np.testing.assert_allclose(inside, S.as_array(S.from_spec(spec), 200), rtol=tol, atol=tol)
+
+
 def test_float32_input_to_theory_is_upcast():
     """theory.schedules computes in float64 even from a float32 array."""
     lrs = S.as_array(S.linear_decay(1.0, 1000), 1000)
