@@ -1,4 +1,5 @@
-"""An independent NumPy reference for the dynamical-linear-bandit agents (Mussi, Metelli, Restelli 2023).
+"""An independent NumPy reference for the dynamical-linear-bandit agents (DynLin-UCB at both lambdas,
+LinUCBAgent, DLinUCBAgent, AR2) (Mussi, Metelli, Restelli 2023).
 
 Written here from the paper's model and the authors' agent equations (marcomussi/DLB, agents.py and
 scripts/main.py), per round, with its own constants (h, rho, Phi(A), the epoch lengths, beta_t); it imports
@@ -36,7 +37,16 @@ INSTANCES = {
 }
 # every permutation of (1, 0.5, 0): greedy fills of a daily budget 1.5 over 3 campaigns capped at 1
 ARMS = np.array(sorted(set(itertools.permutations((1.0, 0.5, 0.0)))))  # rows sorted, as np.unique(axis=0)
-REF_ALGS = ("dynlinucb", "dynlinucblog", "linucb", "ar2")
+TIE_RTOL = 1e-12  # scores this close count as one tie, broken to the lowest index (both sides use this rule)
+
+
+def first_max(scores) -> int:
+    """Lowest index among the scores within TIE_RTOL of the maximum (exact ties: np.argmax's rule)."""
+    s = np.asarray(scores)
+    return int(np.flatnonzero(s >= s.max() - TIE_RTOL * abs(s.max()))[0])
+
+
+REF_ALGS = ("dynlinucb", "dynlinucblog", "linucb", "dlinucb", "ar2")
 
 
 class Ref:
@@ -51,7 +61,8 @@ class Ref:
         n = self.A.shape[0]
         self.h = self.th + self.B.T @ np.linalg.inv(np.eye(n) - self.A).T @ self.om  # cumulative Markov parameter
         self.rho = float(max(abs(np.linalg.eigvals(self.A))))
-        self.Phi = max(np.linalg.norm(np.linalg.matrix_power(self.A, k), 2) / self.rho**k for k in range(1, 1000))
+        self.Phi = max(np.linalg.norm(np.linalg.matrix_power(self.A, k), 2) / self.rho**k for k in range(1, 1000)
+                       if self.rho**k > 1e-300)  # sup over tau = 1..999, as the authors; rho^k underflows past ~440
         self.T = T
         self.K, self.d = ARMS.shape
         self.U = max(np.linalg.norm(a) for a in ARMS)
@@ -79,6 +90,8 @@ class Ref:
         x = np.zeros(self.A.shape[0])
         lam = math.log(T) if alg == "dynlinucblog" else 1.0
         V, b, hh = lam * np.eye(d), np.zeros(d), np.zeros(d)
+        Vt = lam * np.eye(d)  # D-LinUCB's second Gram matrix
+        g = 0.999999999  # D-LinUCB (Russac et al. 2019 as DLinUCBAgent): discount 1 - 1e-9, lambda = 1
         arm = a0
         # AR2 (Chen et al. 2023 as the authors' AR2Agent): alpha = rho, huge epochs at sigma = 0.01
         alpha = self.rho
@@ -88,7 +101,15 @@ class Ref:
         last = last_last = 0
         played = np.empty(T, int)
         for t in range(T):
-            if alg in ("dynlinucb", "dynlinucblog", "linucb"):
+            if alg == "dlinucb":
+                if t > 0:  # lam_t = g^-t lam; bonus sqrt(a^T V^-1 V~ V^-1 a)
+                    lam_t = g ** (-t) * lam
+                    beta = self.Th * math.sqrt(lam_t) + self.sigma * math.sqrt(2 * math.log(T) + d * math.log(
+                        1 + 1.5**2 * (1 - g ** (2 * t)) / (d * lam_t * (1 - g**2))))
+                    Vi = np.linalg.inv(V)
+                    W = Vi @ Vt @ Vi
+                    arm = first_max([a @ hh + beta * math.sqrt(a @ W @ a) for a in ARMS])
+            elif alg in ("dynlinucb", "dynlinucblog", "linucb"):
                 new = (t - 1) in self.ends if alg != "linucb" else True
                 if t > 0 and new:
                     if alg == "linucb":  # LinUCBAgent: constant radius, no sigma, budget 1.5
@@ -97,7 +118,7 @@ class Ref:
                     else:
                         beta = self.beta_dynlin(t, lam)
                     Vi = np.linalg.inv(V)
-                    arm = int(np.argmax([a @ hh + beta * math.sqrt(a @ Vi @ a) for a in ARMS]))
+                    arm = first_max([a @ hh + beta * math.sqrt(a @ Vi @ a) for a in ARMS])
             else:  # ar2
                 t0 = t + 1
                 if t0 <= K + (ep - 1) * epoch:
@@ -119,7 +140,13 @@ class Ref:
             u = ARMS[arm]
             y = self.om @ x + self.th @ u + self.sig_y * xi_y[t]
             x = self.A @ x + self.B @ u + self.sig_x * xi_x[t]
-            if alg == "linucb" or (alg != "ar2" and t in self.ends):
+            if alg == "dlinucb":
+                lam_t = g ** (-t) * lam
+                V = g * V + np.outer(u, u) + (1 - g) * lam_t * np.eye(d)
+                Vt = g**2 * Vt + np.outer(u, u) + (1 - g**2) * lam_t * np.eye(d)
+                b = g * b + u * y
+                hh = np.linalg.inv(V) @ b  # as DLinUCBAgent: early rounds have near-tied scores
+            elif alg == "linucb" or (alg != "ar2" and t in self.ends):
                 V = V + np.outer(u, u)
                 b = b + u * y
                 hh = np.linalg.solve(V, b)
