@@ -10,7 +10,7 @@ from sims.bigram_backcopy import BBConfig, make_run
 
 
 def main(seeds: int = 8):
-    cfg = BBConfig(V=32, seq_len=32, batch=32, d_model=64, n_layers=1, n_steps=300, log_every=100)
+    cfg = BBConfig(data="zipf", V=32, seq_len=32, batch=32, d_model=64, n_layers=1, n_steps=300, log_every=100)
     run = make_run(cfg)
     hp = {"lr": jnp.float32(3e-3)}
     keys = jax.random.split(jax.random.key(0), seeds)

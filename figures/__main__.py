@@ -1,13 +1,13 @@
-"""``python -m figures {list,run,all}``: reproduce figures and check their claims.
+"""``python -m figures {list,run,all,show}``: reproduce figures and check their claims.
 
 Exit status: 0 when every claim passes (or is a documented "not reproduced" finding),
-1 when a claim fails, 2 on bad input (one message, nothing written).
+1 when a claim fails or a figure's runs diverged (one message each, nothing written for that figure),
+2 on bad input (one message, nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,12 +24,21 @@ def fields_help(name: str) -> str:
     """Every config field of figure ``name``: quick default, full default, valid range, meaning."""
     mod = _core.load(name)
     quick, full = mod.PRESETS["quick"], mod.PRESETS.get("full", mod.PRESETS["quick"])
-    lines = [f"config fields of {name} (override with --set KEY=VALUE; lists comma-separated):"]
-    for f in dataclasses.fields(mod.Config):
+    lines = [f"config fields of {name} (override with --set KEY=VALUE, nested ones by dotted path; lists "
+             "comma-separated; booleans true/false):"]
+    fulls = {n: v for n, _, v in _core.walk_fields(full)}
+    for n, f, v in _core.walk_fields(quick):
         md = f.metadata
-        lines.append(f"  {f.name}: quick {getattr(quick, f.name)!r}, full {getattr(full, f.name)!r}; "
+        lines.append(f"  {n}: quick {v!r}, full {fulls.get(n)!r}; "
                      f"{_core._range_text(md)}" + (f". {md['help']}" if md.get("help") else ""))
     return "\n".join(lines)
+
+
+def show(name: str, preset: str, seeds, sets) -> str:
+    """The resolved config of a figure (preset + --seeds + --set), one dotted field per line."""
+    cfg = _core.resolve_config(_core.load(name), preset, seeds, sets)
+    return "\n".join([f"# {name} ({preset} preset{', with overrides' if sets or seeds else ''})"]
+                     + [f"{n} = {v!r}" for n, _, v in _core.walk_fields(cfg)])
 
 
 def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
@@ -53,6 +62,11 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
                    help="override a config field (repeatable)")
     a = sub.add_parser("all", help="run every figure")
     common(a)
+    s = sub.add_parser("show", help="print the resolved config of a figure (preset, --seeds, --set applied)")
+    s.add_argument("name")
+    common(s)
+    s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
     return p
 
 
@@ -67,6 +81,13 @@ def main(argv=None) -> int:
             mod = _core.load(name)
             print(f"{name:28s} {mod.DESCRIPTION}  [{mod.PAPER}]")
         return 0
+    if args.cmd == "show":
+        try:
+            print(show(args.name, args.preset, args.seeds, args.sets))
+        except _core.UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     names = [args.name] if args.cmd == "run" else list(_core.REGISTRY)
     try:
         # validate every requested figure's config before running anything
@@ -74,19 +95,28 @@ def main(argv=None) -> int:
             raise _core.UserError(f"--seeds={args.seeds} is out of range: must be >= 1")
         for n in names:
             _core.resolve_config(_core.load(n), args.preset, args.seeds, getattr(args, "sets", ()))
+        _core.check_out_dir(args.out)
     except _core.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     failed = []
     for n in names:
-        claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out)
+        try:
+            claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out)
+        except ValueError as e:  # input only the computation could judge (e.g. a sweep too large): nothing written
+            print(f"error: {n}: {e}", file=sys.stderr)
+            return 2
+        except _core.Diverged as e:  # reported, never plotted: the next figure still runs
+            print(f"error: {n}: {e}", file=sys.stderr)
+            failed.append(n)
+            continue
         for c in claims:
             print(f"  [{c.status:>14s}] {n}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})")
         failed += [c for c in claims if c.status == "FAIL"]
     out = args.out or _core.OUT_DIR
     print(f"report: {Path(out) / 'REPORT.md'}")
     if failed:
-        print(f"{len(failed)} claim(s) FAILED", file=sys.stderr)
+        print(f"{len(failed)} claim(s) FAILED or figure(s) diverged", file=sys.stderr)
         return 1
     return 0
 

@@ -6,7 +6,8 @@ import functools
 
 import jax
 
-from sims.bigram_backcopy import SWEEP_DIMS, BBConfig, make_run
+from figures._core import Diverged
+from sims.bigram_backcopy import BBConfig, sim
 from sims.sweep import sweep
 
 
@@ -14,9 +15,8 @@ from sims.sweep import sweep
 def train(bb: BBConfig, lr: float, seeds: int, key_seed: int = 0):
     """Train ``seeds`` models (one vmapped call) and return the sweep Dataset (cached per process, so that
     ``bb_attention`` and ``bb_interventions`` share the training when run together)."""
-    ds = sweep(make_run(bb), {"lr": [lr]}, seeds=seeds, key=jax.random.key(key_seed), steps=bb.steps(), cfg=bb,
-               dims=SWEEP_DIMS)
+    ds = sweep(sim(bb), {"lr": [lr]}, seeds=seeds, key=jax.random.key(key_seed))
     n_div = int(ds.diverged.sum())
     if n_div:
-        raise RuntimeError(f"{n_div} of {seeds} Bigram-Backcopy runs diverged (lr={lr:g}); not plotting them")
+        raise Diverged(f"{n_div} of {seeds} Bigram-Backcopy runs diverged (lr={lr:g}); not plotting them")
     return ds.isel(lr=0)

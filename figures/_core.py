@@ -18,8 +18,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import math
+import os
+import shutil
+import tempfile
 import time
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sims import config as _config  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-OUT_DIR = HERE / "out"
+# in a checkout: figures/out; installed (pip install .): ./figures-out in the working directory
+OUT_DIR = HERE / "out" if (HERE.parent / "Makefile").exists() else Path.cwd() / "figures-out"
 STYLE = HERE / "style.mplstyle"
 
 # every registered figure, in the order `figures all` runs them (module names in figures/)
@@ -66,61 +72,29 @@ class UserError(ValueError):
     """Bad input from the user: reported as one line, exit status 2, nothing written."""
 
 
+class Diverged(RuntimeError):
+    """Runs diverged where the figure cannot exclude them (e.g. every seed of a trained model): reported as one
+    line naming the count and the setting, exit status 1, nothing written for that figure."""
+
+
 # --------------------------------------------------------------------------------------
 # config fields with ranges
 # --------------------------------------------------------------------------------------
-def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, help: str = ""):
-    """A dataclass field with a valid range, checked by :func:`validate`."""
-    md = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "help": help}
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use tuples for sequence defaults")
-    return dataclasses.field(default=default, metadata=md)
-
-
-def _range_text(md) -> str:
-    parts = []
-    if md.get("ge") is not None:
-        parts.append(f">= {md['ge']}")
-    if md.get("gt") is not None:
-        parts.append(f"> {md['gt']}")
-    if md.get("le") is not None:
-        parts.append(f"<= {md['le']}")
-    if md.get("lt") is not None:
-        parts.append(f"< {md['lt']}")
-    if md.get("choices") is not None:
-        parts.append(f"one of {list(md['choices'])}")
-    return " and ".join(parts) or "any value"
+param = _config.param  # fields with ranges live in the core (sims.config) so that sims use them too
+_range_text = _config.range_text
+Validated = _config.Config  # base of every figure Config: validated at construction
 
 
 def validate(cfg) -> None:
-    """Check every field against its range; raise :class:`UserError` naming it."""
-    for f in dataclasses.fields(cfg):
-        md = f.metadata
-        v = getattr(cfg, f.name)
-        vals = v if isinstance(v, tuple) else (v,)
-        for x in vals:
-            ok = True
-            if md.get("choices") is not None:
-                ok = x in md["choices"]
-            elif isinstance(x, (int, float)) and not isinstance(x, bool):
-                if isinstance(x, float) and not math.isfinite(x):
-                    ok = False
-                if md.get("ge") is not None and not x >= md["ge"]:
-                    ok = False
-                if md.get("gt") is not None and not x > md["gt"]:
-                    ok = False
-                if md.get("le") is not None and not x <= md["le"]:
-                    ok = False
-                if md.get("lt") is not None and not x < md["lt"]:
-                    ok = False
-            if not ok:
-                raise UserError(f"{f.name}={v!r} is out of range: must be {_range_text(md)}")
-    check = getattr(cfg, "check", None)
-    if check is not None:
-        try:
+    """Check every field against its type and range, then the config's ``check()``; raise :class:`UserError`
+    naming the parameter (the same message the API raises at construction)."""
+    try:
+        _config.check_fields(cfg)
+        check = getattr(cfg, "check", None)
+        if check is not None:
             check()
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def _parse_scalar(tp, text: str, name: str):
@@ -143,26 +117,76 @@ def _parse_scalar(tp, text: str, name: str):
     raise UserError(f"{name}={text!r}: expected a value of type {tp.__name__}")
 
 
+def walk_fields(cfg, prefix: str = ""):
+    """(dotted name, field, value) of every leaf field of a config, nested configs by dotted path."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            yield from walk_fields(v, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, v
+
+
+def _parse_typed(tp, text: str, key: str):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tup = [a for a in args if typing.get_origin(a) is tuple or a is tuple]
+        if "," in text and tup:
+            return _parse_typed(tup[0], text, key)
+        scal = [a for a in args if a in (bool, int, float, str)]
+        for a in scal:
+            try:
+                return _parse_scalar(a, text, key)
+            except UserError:
+                continue
+        raise UserError(f"{key}={text!r}: expected {' or '.join(getattr(a, '__name__', str(a)) for a in args)}")
+    if origin is tuple or tp is tuple:
+        args = typing.get_args(tp)
+        el = args[0] if args else str
+        parts = [p for p in text.split(",") if p.strip()]
+        if not parts:
+            raise UserError(f"{key}: expected a comma-separated list of {el.__name__}")
+        return tuple(_parse_scalar(el, p.strip(), key) for p in parts)
+    return _parse_scalar(tp, text, key)
+
+
 def parse_override(cfg_cls, cfg, item: str) -> tuple[str, Any]:
-    """``key=value`` -> (key, typed value) using the dataclass's type hints."""
+    """``key=value`` -> (key, typed value) using the dataclass's type hints; ``key`` may be a dotted path into
+    nested configs (``sim.lr=0.1``)."""
     if "=" not in item:
         raise UserError(f"--set expects key=value, got {item!r}")
     key, text = item.split("=", 1)
     key = key.strip()
-    hints = typing.get_type_hints(cfg_cls)
-    names = [f.name for f in dataclasses.fields(cfg)]
+    names = [n for n, _, _ in walk_fields(cfg)]
     if key not in names:
         raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(names)}")
-    tp = hints[key]
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        el = args[0]
-        parts = [p for p in text.split(",") if p.strip()]
-        if not parts:
-            raise UserError(f"{key}: expected a comma-separated list of {el.__name__}")
-        return key, tuple(_parse_scalar(el, p.strip(), key) for p in parts)
-    return key, _parse_scalar(tp, text, key)
+    owner = cfg
+    for part in key.split(".")[:-1]:
+        owner = getattr(owner, part)
+    tp = _config.field_hints(type(owner))[key.split(".")[-1]]
+    return key, _parse_typed(tp, text, key)
+
+
+def replace_paths(cfg, changes: dict):
+    """``dataclasses.replace`` with dotted keys: every change to one nested config is applied in ONE rebuild of
+    it (so ``sim.data=zipf`` and ``sim.V=32`` are checked together, in any order); each rebuilt config
+    validates itself."""
+    top, nested = {}, {}
+    for k, v in changes.items():
+        head, _, rest = k.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = v
+        else:
+            top[head] = v
+    for head, sub in nested.items():
+        top[head] = replace_paths(getattr(cfg, head), sub)
+    return dataclasses.replace(cfg, **top)
+
+
+def replace_path(cfg, key: str, value):
+    """:func:`replace_paths` with one change."""
+    return replace_paths(cfg, {key: value})
 
 
 # --------------------------------------------------------------------------------------
@@ -227,7 +251,7 @@ def resolve_config(mod, preset: str = "quick", seeds: int | None = None, sets=()
             raise UserError(f"figure {mod.NAME} has no seeds parameter")
         changes["seeds"] = seeds
     try:
-        cfg = dataclasses.replace(cfg, **changes)
+        cfg = replace_paths(cfg, changes)
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
     validate(cfg)
@@ -238,30 +262,75 @@ def style():
     plt.style.use(STYLE)
 
 
+def check_out_dir(out: Path | None) -> Path:
+    """The output folder, checked BEFORE any compute without creating anything: it must be a writable folder,
+    or not exist yet under a writable folder. A path that is a file, lies under a file or cannot be written is a
+    :class:`UserError`."""
+    out = Path(out) if out is not None else OUT_DIR
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {out}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise UserError(f"--out {out}: {p} is not writable")
+            break
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=(), out: Path | None = None):
-    """Compute, check and draw one figure. Returns its claims."""
+    """Compute, check and draw one figure. Returns its claims.
+
+    Outputs are atomic: the PNG, NetCDF and claims JSON are written into a temporary folder inside ``out`` and
+    then renamed into place (claims last), so an interruption leaves either the previous complete file or the new
+    one, never a truncated one; ``REPORT.md`` is rebuilt the same way."""
     import xarray as xr  # noqa: F401  (imported lazily: `figures list` stays fast)
 
     mod = load(name)
     cfg = resolve_config(mod, preset, seeds, sets)
-    out = Path(out) if out is not None else OUT_DIR
+    out = check_out_dir(out)
+    from sims.sweep import collect_provenance
+
     t0 = time.perf_counter()
-    ds = mod.compute(cfg)
+    with collect_provenance() as sweeps:
+        ds = mod.compute(cfg)
     claims = mod.claims(ds, cfg)
     for c in claims:
         c.figure = name
     style()
     fig = mod.plot(ds, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{name}.png")
-    plt.close(fig)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
+    try:
+        _write_outputs(tmp, out, name, mod, preset, cfg, ds, fig, claims, t0, sweeps)
+    finally:
+        plt.close(fig)
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_report(out)
+    return claims
+
+
+def _write_outputs(tmp, out, name, mod, preset, cfg, ds, fig, claims, t0, sweeps):
+    from sims.sweep import code_identity, environment
+
+    fig.savefig(tmp / f"{name}.png")
     ds = ds.copy()
     ds.attrs["figure"] = name
     ds.attrs["preset"] = preset
     ds.attrs["figure_config"] = json.dumps(dataclasses.asdict(cfg), default=repr)
-    ds.to_netcdf(out / f"{name}.nc", engine="h5netcdf")
+    code_id, code_files = code_identity(f"figures.{name}")
+    prov = {"code_id": code_id, "code_files": ",".join(code_files), "n_sweeps": len(sweeps),
+            "n_runs": sum(r["n_runs"] for r in sweeps), "n_diverged": sum(r["n_diverged"] for r in sweeps),
+            "sweeps": json.dumps(sweeps, default=repr)} | environment()
+    ds.attrs.update(prov)  # set here, after the figure's own merges: attrs of the parts do not survive those
+    ds.to_netcdf(tmp / f"{name}.nc", engine="h5netcdf")
     elapsed = time.perf_counter() - t0
-    (out / f"{name}.claims.json").write_text(
+    (tmp / f"{name}.claims.json").write_text(
         json.dumps(
             {
                 "figure": name,
@@ -269,23 +338,32 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
                 "preset": preset,
                 "config": dataclasses.asdict(cfg),
                 "seconds": round(elapsed, 2),
+                "provenance": {k: v for k, v in prov.items() if k != "sweeps"},
                 "claims": [dataclasses.asdict(c) | {"status": c.status} for c in claims],
             },
             indent=1,
             default=repr,
         )
     )
-    write_report(out)
-    return claims
+    for f in (f"{name}.png", f"{name}.nc", f"{name}.claims.json"):  # the claims last: they point to the data
+        os.replace(tmp / f, out / f)
 
 
 def write_report(out: Path) -> Path:
-    """Collect every ``*.claims.json`` in ``out`` into ``REPORT.md``."""
+    """Collect every ``*.claims.json`` in ``out`` into ``REPORT.md`` (written atomically). A claims file that
+    cannot be read (truncated, not JSON, wrong layout) is skipped and named in the report."""
     rows = []
+    unreadable = []
     for p in sorted(out.glob("*.claims.json")):
-        rec = json.loads(p.read_text())
-        for c in rec["claims"]:
-            rows.append((rec["figure"], rec.get("preset", ""), c))
+        try:
+            rec = json.loads(p.read_text())
+            got = [(rec["figure"], rec.get("preset", ""), c) for c in rec["claims"]]
+            for _, _, c in got:
+                c["status"], c["id"], c["statement"]  # noqa: B018  (the fields the table needs)
+        except (OSError, ValueError, KeyError, TypeError):
+            unreadable.append(p.name)
+            continue
+        rows += got
     lines = [
         "# Claim report",
         "",
@@ -304,8 +382,11 @@ def write_report(out: Path) -> Path:
     n_fail = sum(c["status"] == "FAIL" for _, _, c in rows)
     n_nr = sum(c["status"] == "not reproduced" for _, _, c in rows)
     lines += ["", f"{len(rows)} claims: {len(rows) - n_fail - n_nr} pass, {n_nr} not reproduced, {n_fail} fail."]
+    if unreadable:
+        lines += ["", f"Skipped {len(unreadable)} unreadable claims file(s): {', '.join(unreadable)} (rerun those "
+                  "figures)."]
     path = out / "REPORT.md"
-    path.write_text("\n".join(lines) + "\n")
+    _write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 

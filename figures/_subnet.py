@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from figures._core import param
+from figures._core import Diverged, Validated, param
 from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 from sims.transformer import apply
@@ -19,12 +19,8 @@ PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 2-layer Bigram
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    V: int = param(32, ge=4, help="vocabulary of the Bigram-Backcopy base model")
-    seq_len: int = param(16, ge=8)
-    d_model: int = param(32, ge=8)
-    n_layers: int = param(3, ge=3, le=4, help="3+: the lens claim compares block 1 with an intermediate block")
-    base_steps: int = param(2000, ge=100, help="AdamW steps of the base model")
+class Config(Validated):
+    base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=3, n_steps=2000, log_every=500)
     base_lr: float = param(3e-3, gt=0)
     base_seed: int = param(0, ge=0, help="seed of the base model (and of the mask-training data)")
     lams: tuple[float, ...] = param((0.3, 1.0, 3.0, 10.0), ge=0, help="sparsity weights lambda")
@@ -36,23 +32,22 @@ class Config:
     r_target: float = param(0.95, gt=0, lt=1, help="Pearson r that defines a bigram subnetwork")
 
     def check(self):
+        if not 3 <= self.base.n_layers <= 4:
+            raise ValueError(f"base.n_layers={self.base.n_layers} is out of range: must be >= 3 and <= 4 (the lens "
+                             "claim compares block 1 with an intermediate block)")
         if self.n_steps % 100:
             raise ValueError("n_steps must be a multiple of 100")
         if list(self.lams) != sorted(self.lams):
             raise ValueError("lams must be increasing")
 
-    def base(self) -> BBConfig:
-        return BBConfig(V=self.V, seq_len=self.seq_len, batch=32, d_model=self.d_model, n_layers=self.n_layers,
-                        n_steps=self.base_steps, log_every=self.base_steps // 4 if self.base_steps % 4 == 0 else
-                        self.base_steps)
-
     def subnet(self, target) -> sn.SubnetConfig:
-        return sn.SubnetConfig(base=self.base(), target=target, n_steps=self.n_steps, log_every=100, lr=self.lr,
+        return sn.SubnetConfig(base=self.base, target=target, n_steps=self.n_steps, log_every=100, lr=self.lr,
                                temp_growth=self.temp_growth)
 
 
 PRESETS = {"quick": Config(),
-           "full": Config(V=64, seq_len=64, d_model=128, n_layers=3, base_steps=10_000, base_lr=1e-3,
+           "full": Config(base=BBConfig(seq_len=64, batch=32, d_model=128, n_layers=3, n_steps=10_000, log_every=2500),
+                          base_lr=1e-3,
                           lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, n_steps=6000, temp_growth=1.001,
                           null_samples=256)}
 
@@ -61,14 +56,14 @@ PRESETS = {"quick": Config(),
 def compute_all(cfg: Config):
     key = jax.random.key(cfg.base_seed)
     k_base, k_b, k_m, k_ev, k_fit, k_null = jax.random.split(key, 6)
-    base = cfg.base()
+    base = cfg.base
     params, bfin, _ = jax.jit(make_train(base))(k_base, {"lr": jnp.float32(cfg.base_lr)})
     if float(bfin["diverged_step"]) >= 0:
-        raise RuntimeError("the base model diverged; not analysing it")
+        raise Diverged("the base model diverged; not analysing it")
     c_b, c_m = cfg.subnet("bigram"), cfg.subnet("model")
     ds_b = sn.sweep_lambda(c_b, params, cfg.lams, seeds=cfg.seeds, key=k_b)
     if bool(ds_b.diverged.any()):
-        raise RuntimeError("bigram mask training diverged for some lambda; not plotting it")
+        raise Diverged("bigram mask training diverged for some lambda; not plotting it")
     out = xr.Dataset()
     for v in ("kept_total", "pearson_r", "ce_bigram", "stop_step", "kept_block"):
         out[v] = ds_b[v]
@@ -85,7 +80,7 @@ def compute_all(cfg: Config):
     # the optimal-pruning subnetwork (target: the model's own output) at the same lambda
     ds_m = sn.sweep_lambda(c_m, params, [lam_star], seeds=cfg.seeds, key=k_m).isel(lam=0)
     if bool(ds_m.diverged.any()):
-        raise RuntimeError("optimal-pruning mask training diverged; not plotting it")
+        raise Diverged("optimal-pruning mask training diverged; not plotting it")
     out["kept_total_opt"] = ds_m.kept_total
     out["kept_block_opt"] = ds_m.kept_block
     mask_b = ds_b.mask.isel(lam=i_star, seed=0).values
@@ -114,7 +109,7 @@ def compute_all(cfg: Config):
     out["null_loss"] = (("null", "pos_type"), np.stack([np.asarray(a) for a in null], -1))
     out = out.assign_coords(pos_type=["trigger", "non-trigger"])
     # per-layer MLP removal in the base model: which MLP computes the bigram
-    mlp_rm = [abl(sn.block_mask(c_b, params, [f"L{i}.w1", f"L{i}.w2"])) for i in range(cfg.n_layers)]
+    mlp_rm = [abl(sn.block_mask(c_b, params, [f"L{i}.w1", f"L{i}.w2"])) for i in range(cfg.base.n_layers)]
     out["mlp_removed_loss"] = (("layer", "pos_type"), np.array([[float(a), float(b)] for a, b in mlp_rm]))
     # overlap with the optimal-pruning subnetwork (hypergeometric null per block)
     ov, ov_mean, ov_z = sn.overlap_z(c_b, params, mask_b, mask_m)
@@ -125,7 +120,7 @@ def compute_all(cfg: Config):
     rec_s, kl_s = sn.lens(c_b, params, x_fit, x, masks=sn.unflatten(c_b, params, jnp.asarray(mask_b, jnp.float32)))
     out["lens_recall"] = (("model", "depth"), np.stack([rec_f, rec_s]))
     out["lens_kl"] = (("model", "depth"), np.stack([kl_f, kl_s]))
-    out = out.assign_coords(model=["full", "bigram subnetwork"], depth=np.arange(cfg.n_layers + 1))
+    out = out.assign_coords(model=["full", "bigram subnetwork"], depth=np.arange(cfg.base.n_layers + 1))
     out.attrs["base_full_trigger"] = float(bfin["full_trigger"])
     out.attrs["base_full_bigram"] = float(bfin["full_bigram"])
     out.attrs["base_oracle_bigram"] = float(bfin["oracle_bigram"])

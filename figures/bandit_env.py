@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
-from sims.bandits import BanditConfig, instance, make_run
+from figures._core import Claim, Validated, fmt, param
+from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
 from theory import bandits as tb
 
@@ -20,7 +20,7 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997), Sec. 2"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(400, ge=10)
     horizon: int = param(2000, ge=100)
     instances: tuple[str, ...] = param(("random=0,0.8", "random=1,0.9", "random=2,0.95", "real", "synthetic"))
@@ -46,8 +46,7 @@ def compute(cfg):
             K = inst.arms.shape[0]
             bc = BanditConfig(instance=name, algorithms=("constant_arm",), horizon=cfg.horizon,
                               log_every=cfg.horizon // 100)
-            ds = sweep(make_run(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key,
-                       steps=bc.steps(), cfg=bc, steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
+            ds = sweep(sim(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key)
             h = tb.markov_parameter(inst)
             best = float(np.max(inst.arms @ h))
             R = ds.realized_regret.values  # arm, seed, step: cumulative sum (best - y)

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
-from sims.bandits import BanditConfig, instance, make_run
+from figures._core import Claim, Validated, fmt, param
+from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
 from theory import bandits as tb
 
@@ -20,7 +20,7 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997)"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(5, ge=2)
     horizon: int = param(100_000, ge=1000)
     rhos: tuple[float, ...] = param((0.2, 0.5, 0.8, 0.9, 0.95), ge=0.1, lt=1)
@@ -39,26 +39,23 @@ PRESETS = {"quick": Config(), "full": Config(seeds=10, horizon=1_000_000)}
 
 
 def compute(cfg):
+    """Two compiled calls: the rho panel stacks its instances as arrays (hparam ``inst``), the misspecification
+    panel its rho_bar values (hparam ``rb``); each vmapped with the seeds."""
     key = jax.random.key(cfg.key_seed)
-    R, H, names = [], [], []
+    kw = dict(seeds=cfg.seeds, key=key)
     with jax.enable_x64(True):
-        for rho in cfg.rhos:
-            bc = BanditConfig(instance=f"rho={rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
-                              log_every=cfg.horizon // 100)
-            ds = sweep(make_run(bc), None, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
-                       steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
-            R.append(ds.pseudo_regret.values)
-        for f in cfg.misspec_factors:
-            bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
-                              log_every=cfg.horizon // 100, rho_bar=f * cfg.misspec_rho)
-            ds = sweep(make_run(bc), None, seeds=cfg.seeds, key=key, steps=bc.steps(), cfg=bc,
-                       steps_per_run=cfg.horizon, dims={"h_hat": ("coord",)})
-            H.append(ds.h_hat.values)
-            names.append(ds.pseudo_regret.values)
+        bc = BanditConfig(instance=tuple(f"rho={rho}" for rho in cfg.rhos), algorithms=("dynlinucblog",),
+                          horizon=cfg.horizon, log_every=cfg.horizon // 100)
+        ds = sweep(sim(bc), {"inst": list(range(len(cfg.rhos)))}, **kw)
+        R = ds.pseudo_regret.values
+        bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
+                          log_every=cfg.horizon // 100, rho_bar=tuple(f * cfg.misspec_rho for f in cfg.misspec_factors))
+        ds = sweep(sim(bc), {"rb": list(range(len(cfg.misspec_factors)))}, **kw)
+        H, names = ds.h_hat.values, ds.pseudo_regret.values
     inst = instance(f"rho={cfg.misspec_rho}")
-    return xr.Dataset({"regret": (("rho", "seed", "step"), np.stack(R)),
-                       "mis_h_hat": (("factor", "seed", "coord"), np.stack(H)),
-                       "mis_regret": (("factor", "seed", "step"), np.stack(names)),
+    return xr.Dataset({"regret": (("rho", "seed", "step"), R),
+                       "mis_h_hat": (("factor", "seed", "coord"), H),
+                       "mis_regret": (("factor", "seed", "step"), names),
                        "h": ("coord", tb.markov_parameter(inst)), "theta": ("coord", inst.theta)},
                       coords={"rho": list(cfg.rhos), "factor": list(cfg.misspec_factors), "step": bc.steps()})
 

@@ -10,8 +10,8 @@ import numpy as np
 import xarray as xr
 
 from figures._bb import train
-from figures._core import Claim, fmt, param
-from sims.bigram_backcopy import BBConfig, source
+from figures._core import Claim, Validated, fmt, param
+from sims.bigram_backcopy import BBConfig, source_of
 from theory import bigram as tb
 
 NAME = "bb_attention"
@@ -20,34 +20,25 @@ PAPER = "Guo, Pai, Bai, Jiao, Jordan, Mei 2024 (arXiv 2410.13835), Sec. 2 (Fig. 
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
+    sim: BBConfig = BBConfig(seq_len=32, batch=64, n_steps=2000, log_every=100, d_model=64, n_layers=1)
     seeds: int = param(3, ge=1, help="independently initialized models (one vmapped call)")
-    V: int = param(32, ge=4, help="vocabulary (Zipf-like bigram rows)")
-    k_triggers: int = param(3, ge=1)
-    seq_len: int = param(32, ge=8)
-    batch: int = param(64, ge=1)
-    d_model: int = param(64, ge=8)
-    n_steps: int = param(2000, ge=100, help="the sink deepens with training (BOS logit ~ log t); paper: 10k")
-    log_every: int = param(100, ge=1)
     lr: float = param(3e-3, gt=0, help="AdamW step (paper: 3e-4 at d=256, 10k steps)")
     control_seeds: int = param(2, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError("n_steps must be a multiple of log_every")
-        if self.k_triggers >= self.V:
-            raise ValueError(f"k_triggers must be < V={self.V}")
+        if self.sim.n_layers != 1 or self.sim.attention != "softmax" or self.sim.optimizer != "adamw":
+            raise ValueError("sim must be the paper's 1-layer softmax model trained by AdamW (sim.n_layers=1, "
+                             "sim.attention=softmax, sim.optimizer=adamw)")
 
     def bb(self, init="torch") -> BBConfig:
-        return BBConfig(V=self.V, k_triggers=self.k_triggers, seq_len=self.seq_len, batch=self.batch,
-                        n_steps=self.n_steps, log_every=self.log_every, d_model=self.d_model, n_layers=1,
-                        init=init)
+        return dataclasses.replace(self.sim, init=init)
 
 
 PRESETS = {
     "quick": Config(),
-    "full": Config(seeds=4, V=64, seq_len=256, batch=512, d_model=256, n_steps=10_000, log_every=250, lr=3e-4,
-                   control_seeds=2),
+    "full": Config(sim=BBConfig(seq_len=256, batch=512, d_model=256, n_steps=10_000, log_every=250, n_layers=1),
+                   seeds=4, lr=3e-4, control_seeds=2),
 }
 
 FINAL = ("full_trigger", "full_bigram", "oracle_bigram", "no_attn_trigger", "no_attn_bigram", "bos_forced_trigger",
@@ -70,8 +61,8 @@ def compute(cfg):
     out["attn_map"] = ds.attn_map.isel(seed=0, layer=0)
     out["attn_map_ctl"] = ctl.attn_map.isel(seed=0, layer=0).rename(q="q_ctl", k="k_ctl")
     out["attn_map_trigger"] = ds.attn_map_trigger.isel(seed=0)
-    P, mask, _ = source(cfg.V, cfg.k_triggers, 0, 1.0)
-    orc, frac = tb.backcopy_oracle(P, np.nonzero(mask)[0], cfg.seq_len + 1)
+    P, mask, _ = source_of(cfg.sim)
+    orc, frac = tb.backcopy_oracle(P, np.nonzero(mask)[0], cfg.sim.seq_len + 1)
     out.attrs["oracle_population"] = orc
     out.attrs["trigger_fraction"] = frac
     return out
@@ -159,7 +150,8 @@ def plot(ds, cfg):
     ax.axhline(0.9, color="0.4", ls=":", lw=0.8)
     ax.set_xticks(x, [g[0] for g in groups], fontsize=8)
     ax.set(ylim=(0, 1.05), ylabel="mean attention weight (final)",
-           title=f"{cfg.seeds} seeds, $d={cfg.d_model}$, $V={cfg.V}$, {cfg.n_steps} AdamW steps")
+           title=f"{cfg.seeds} seeds, {cfg.sim.data} chain, $d={cfg.sim.d_model}$, $V={cfg.sim.V}$, "
+                 f"{cfg.sim.n_steps} AdamW steps")
     ax.legend(fontsize=7, loc="upper center")
     ax = axes[3]
     t = ds.step.values[1:]

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from figures._bb import train
-from figures._core import Claim, param
+from figures._core import Claim, Validated, param
 from sims.bigram_backcopy import LAYER_METRICS, BBConfig
 
 NAME = "bb_extreme_tokens"
@@ -22,31 +22,25 @@ LABELS = {"adam": "softmax + Adam", "sgd": "softmax + SGD", "relu": "ReLU attent
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
+    sim: BBConfig = BBConfig(n_layers=3, seq_len=16, batch=32, d_model=64, n_steps=2000, log_every=100)
     seeds: int = param(3, ge=1)
-    n_layers: int = param(3, ge=2, help="the residual peak is measured after block 0 (paper: 3 layers)")
-    V: int = param(32, ge=4)
-    seq_len: int = param(16, ge=8)
-    batch: int = param(32, ge=1)
-    d_model: int = param(64, ge=8)
-    n_steps: int = param(2000, ge=100)
-    log_every: int = param(100, ge=1)
     lr_adam: float = param(3e-3, gt=0, help="AdamW step (paper 3e-4 at d=256, 10k steps)")
     lr_sgd: float = param(3e-2, gt=0, help="SGD step, momentum 0.9 (paper 0.03)")
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError("n_steps must be a multiple of log_every")
+        if self.sim.n_layers < 2:
+            raise ValueError(f"sim.n_layers={self.sim.n_layers} is out of range: must be >= 2 (the residual peak "
+                             "is measured after block 0; paper: 3 layers)")
 
     def bb(self, attention, optimizer) -> BBConfig:
-        return BBConfig(V=self.V, seq_len=self.seq_len, batch=self.batch, n_steps=self.n_steps,
-                        log_every=self.log_every, d_model=self.d_model, n_layers=self.n_layers, attention=attention,
-                        optimizer=optimizer)
+        return dataclasses.replace(self.sim, attention=attention, optimizer=optimizer)
 
 
 PRESETS = {
     "quick": Config(),
-    "full": Config(seeds=3, V=64, seq_len=256, batch=512, d_model=256, n_steps=10_000, log_every=200, lr_adam=3e-4),
+    "full": Config(sim=BBConfig(n_layers=3, seq_len=256, batch=512, d_model=256, n_steps=10_000, log_every=200),
+                   seeds=3, lr_adam=3e-4),
 }
 
 
@@ -119,7 +113,7 @@ def claims(ds, cfg):
                      "" if np.all(bos_a > 2 * oth_a) or not np.all(sa > 0) else
                      f"The gap grows in every seed with Adam ({r(sa)} per 1k steps, SGD {r(ss)}) but has not reached "
                      f"2x in some seeds (BOS/other {r(bos_a / oth_a)}): under Adam the peak grows with lr x steps "
-                     f"(here {cfg.lr_adam:g} x {cfg.n_steps}); see README for the lr / steps dependence."))
+                     f"(here {cfg.lr_adam:g} x {cfg.sim.n_steps}); see README for the lr / steps dependence."))
     out.append(Claim("residual_peak_sgd",
                      "with SGD the residual peak is absent or grows far more slowly than with Adam",
                      "SGD gap growth << Adam's", f"SGD slope {r(ss)}, Adam {r(sa)} per 1k steps; SGD final gap "
@@ -186,6 +180,7 @@ def plot(ds, cfg):
     for ax in axes:
         ax.set_xlabel("training step")
         ax.legend(fontsize=7)
-    fig.suptitle(f"{cfg.n_layers}-layer Bigram-Backcopy models, $d={cfg.d_model}$, {cfg.seeds} seeds per variant",
+    fig.suptitle(f"{cfg.sim.n_layers}-layer Bigram-Backcopy models ({cfg.sim.data} chain), $d={cfg.sim.d_model}$, "
+                 f"{cfg.seeds} seeds per variant",
                  fontsize=10)
     return fig

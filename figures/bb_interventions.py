@@ -61,7 +61,7 @@ def plot(ds, cfg):
             ax.plot(np.full(v.size, j), v, "k.", ms=4)
         orc = 0.0 if pos == "trigger" else float(ds.oracle_bigram.mean())
         ax.axhline(orc, color="k", ls="--", lw=0.9, label="Bayes (oracle) loss")
-        ax.axhline(np.log(cfg.V), color="0.5", ls=":", lw=0.9, label=r"uniform guess $\log V$")
+        ax.axhline(np.log(cfg.sim.V), color="0.5", ls=":", lw=0.9, label=r"uniform guess $\log V$")
         ax.set_xticks(range(len(names)), [n[1] for n in names], fontsize=8)
         ax.set(title=title)
         ax.legend(fontsize=7)

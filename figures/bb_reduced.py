@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Validated, fmt, param
 from sims.bigram_backcopy import ReducedConfig, make_reduced_run
 from theory import bigram_backcopy as tbb
 
@@ -20,7 +20,7 @@ PAPER = "Guo, Pai, Bai, Jiao, Jordan, Mei 2024 (arXiv 2410.13835), Sec. 3 (mutua
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     lrs: tuple[float, ...] = param((1.0, 0.3), gt=0, help="gradient-descent step sizes")
     n: int = param(3, ge=1, le=6, help="number of non-BOS keys seen by the query")
     lam: float = param(1.0, gt=0, le=2, help="scale of the other tokens' value states")

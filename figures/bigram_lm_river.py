@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Validated, fmt, param
 from sims import schedules as S
 from sims.river_valley import BigramLMConfig, bigram_population_loss, hvp, lanczos, make_lm_run
 from sims.sweep import sweep
@@ -28,7 +28,7 @@ RUNS = {  # label -> (lr factor, decay_fraction, shape)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(16, ge=2)
     V: int = param(32, ge=4)
     batch: int = param(64, ge=1)

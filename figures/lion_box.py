@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
-from sims.lion import LionConfig, averaged_limit, make_run
+from figures._core import Claim, Validated, fmt, param
+from sims.lion import LionConfig, averaged_limit, sim
 from sims.sweep import sweep
 from theory import lion as tl
 
@@ -20,7 +20,7 @@ PAPER = "Chen, Liu, Liang, Liu, ICLR 2024 (arXiv 2310.05898), Sec. 3"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(256, ge=1, help="random far-away starts with noisy gradients (box-entry panel)")
     lr: float = param(1e-2, gt=0, help="epsilon")
     lambdas: tuple[float, ...] = param((1 / 0.6, 1 / 0.3), gt=0, help="weight decays (box radius 1/lambda)")
@@ -61,8 +61,8 @@ def compute(cfg):
                     grad_noise=cfg.grad_noise)
     lam = cfg.lambdas[0]
     with jax.enable_x64(True):  # float64: the bound is checked to float64 rounding
-        db = sweep(make_run(bc), {"lr": [cfg.lr]}, fixed={"weight_decay": lam}, seeds=cfg.seeds, key=key,
-                   steps=bc.steps(), cfg=bc, dims={"x": ("coord8",), "m": ("coord8",)}, steps_per_run=cfg.n_steps)
+        db = sweep(sim(bc), {"lr": [cfg.lr]}, fixed={"weight_decay": lam}, seeds=cfg.seeds, key=key,
+                   dims={"x": ("coord8",), "m": ("coord8",)})
     x = db.x.isel(lr=0).values.astype(np.float64)  # seed, step, coord
     excess = np.maximum(np.abs(x) - 1 / lam, 0)
     bound = np.stack([tl.box_excess_bound(x[s, 0], cfg.lr, lam, np.arange(x.shape[1])) for s in range(x.shape[0])])

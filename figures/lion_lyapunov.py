@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
-from sims.lion import LionConfig, make_run, ode_solve
+from figures._core import Claim, Validated, fmt, param
+from sims.lion import LionConfig, ode_solve, sim
 from sims.sweep import sweep
 from theory import lion as tl
 
@@ -23,7 +23,7 @@ PROBS = {"quadratic": (4, 1.0), "rosenbrock": (2, 1 / 0.6), "logistic": (4, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     lrs: tuple[float, ...] = param((1e-2, 3e-3, 1e-3), gt=0, help="epsilons (a decade, for the order check)")
     betas: tuple[float, ...] = param((0.9, 0.99, 0.5, 0.9, 0.0, 0.99), ge=0, lt=1,
                                      help="(b1, b2) pairs, flattened; all with b1 <= b2")
@@ -55,9 +55,9 @@ def compute(cfg):
         for prob, (d, lam) in PROBS.items():
             f, _ = tl.problem(prob, d)
             lc = LionConfig(problem=prob, d=d, n_steps=cfg.n_steps, log_every=1, x0=tuple([0.3 / lam] * d))
-            ds = sweep(make_run(lc), {"lr": [c[0] for c in combos], "b1": [c[1] for c in combos],
+            ds = sweep(sim(lc), {"lr": [c[0] for c in combos], "b1": [c[1] for c in combos],
                                       "b2": [c[2] for c in combos]}, mode="zip", fixed={"weight_decay": lam}, seeds=1,
-                       key=jax.random.key(0), steps=lc.steps(), cfg=lc, progress=False,
+                       key=jax.random.key(0), progress=False,
                        dims={"x": (f"c{d}",), "m": (f"c{d}",)})
             Hs = []
             for i, (lr, b1, b2) in enumerate(combos):

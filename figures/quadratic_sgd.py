@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, mean_se, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims import schedules
 from sims.quadratic import QuadraticConfig, make_run
 from sims.sweep import sweep
@@ -27,7 +27,7 @@ SCHEDS = {  # label -> (decay_fraction, shape)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(2000, ge=2, help="seeds per point")
     n_steps: int = param(2000, ge=10)
     log_every: int = param(20, ge=1)

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
-from sims.convex_sgd import ConvexConfig, block_grad_norms, make_data, make_run
+from figures._core import Claim, Validated, fmt, param
+from sims.convex_sgd import ConvexConfig, block_grad_norms, make_data, sim
 from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
@@ -20,7 +20,7 @@ PAPER = "Defazio, Cutkosky, Mehta, Mishchenko 2023 (arXiv 2310.07831)"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(64, ge=2)
     n_steps: int = param(2000, ge=100)
     log_every: int = param(10, ge=1)
@@ -49,8 +49,7 @@ def _tuned(cfg, cc, spec_or_none, key, fstar):
     runs = {}
 
     def evaluate(lr, arm):
-        ds = sweep(make_run(c), {"lr": list(lr)}, fixed=fixed, seeds=cfg.seeds, key=key, steps=c.steps(), cfg=c,
-                   steps_per_run=cfg.n_steps)
+        ds = sweep(sim(c), {"lr": list(lr)}, fixed=fixed, seeds=cfg.seeds, key=key)
         for i, v in enumerate(lr):
             runs[float(v)] = ds.isel(lr=i)
         return ds.loss.isel(step=-1).where(~ds.diverged).values - fstar  # lr, seed

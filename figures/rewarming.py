@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, band, fmt, param
+from figures._core import Claim, Validated, band, fmt, param
 from sims.river_valley import BigramLMConfig, make_lm_run
 from sims.sweep import sweep
 
@@ -19,7 +19,7 @@ PAPER = "Gupta et al. 2023, continual pre-training (arXiv 2308.04014)"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(32, ge=2)
     first_steps: int = param(3000, ge=100, help="pre-training on source A (cosine to final_ratio x peak)")
     total_steps: int = param(6000, ge=200)

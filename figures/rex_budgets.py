@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Validated, fmt, param
 from sims import schedules as S
-from sims.convex_sgd import ConvexConfig, make_data, make_run
+from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
@@ -23,7 +23,7 @@ SHAPES = {"linear": S.DECAY_SHAPES.index("linear"), "REX": S.DECAY_SHAPES.index(
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(64, ge=2)
     full_steps: int = param(4000, ge=100)
     budgets: tuple[float, ...] = param((0.01, 0.05, 0.25, 1.0), gt=0, le=1, help="fractions of full_steps")
@@ -52,8 +52,8 @@ def compute(cfg):
             lrs = CENTER[prob] * 2.0 ** (ks / 2)
             def evaluate(lr, arm, cc=cc, T=T, fstar=fstar):  # (lr, shape) pairs, same seeds for every pair
                 sid = np.asarray(list(SHAPES.values()))[arm]
-                ds = sweep(make_run(cc), {"lr": lr, "shape_id": sid}, mode="zip", fixed={"decay_fraction": 1.0},
-                           seeds=cfg.seeds, key=key, steps=cc.steps(), cfg=cc, steps_per_run=T)
+                ds = sweep(sim(cc), {"lr": lr, "shape_id": sid}, mode="zip", fixed={"decay_fraction": 1.0},
+                           seeds=cfg.seeds, key=key)
                 return ds.loss.isel(step=-1).where(~ds.diverged).values - fstar
 
             tu = tune_lr(evaluate, len(SHAPES), lrs)  # each schedule's own peak lr, grid grown until interior

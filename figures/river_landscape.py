@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param, zscores
+from figures._core import Claim, Validated, fmt, param, zscores
 from sims import schedules as S
-from sims.river_valley import RiverConfig, loss_parts, make_run
+from sims.river_valley import RiverConfig, loss_parts, sim
 from sims.sweep import sweep
 from theory import river_valley as tr
 
@@ -22,7 +22,7 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(2000, ge=2)
     n_steps: int = param(2000, ge=10)
     log_every: int = param(10, ge=1)
@@ -53,10 +53,9 @@ def compute(cfg):
     for g in cfg.curvatures:
         rc = RiverConfig(a=(cfg.a,), sigma_hill=(cfg.sigma,), curvature=g, n_steps=cfg.n_steps,
                          log_every=cfg.log_every)
-        ds = sweep(make_run(rc), {"decay_fraction": [v[0] for v in SCHED.values()],
+        ds = sweep(sim(rc), {"decay_fraction": [v[0] for v in SCHED.values()],
                                   "shape_id": [v[1] for v in SCHED.values()]},
-                   mode="zip", fixed={"lr": cfg.peak_lr}, seeds=cfg.seeds, key=key, steps=rc.steps(), cfg=rc,
-                   steps_per_run=cfg.n_steps)
+                   mode="zip", fixed={"lr": cfg.peak_lr}, seeds=cfg.seeds, key=key)
         parts.append(ds[["loss", "u", "diverged"]].expand_dims(curvature=[g]))
     out = xr.concat(parts, "curvature").rename({"point": "schedule"}).assign_coords(schedule=list(SCHED))
     preds = []

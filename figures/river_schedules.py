@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, band, fmt, param, zscores
+from figures._core import Claim, Validated, band, fmt, param, zscores
 from sims import schedules as S
-from sims.river_valley import RiverConfig, make_run
+from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
 from theory import river_valley as tr
 
@@ -29,7 +29,7 @@ FAMILY = {  # label -> (decay_fraction, shape)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(2000, ge=2)
     n_steps: int = param(2000, ge=10)
     log_every: int = param(20, ge=1)
@@ -60,8 +60,8 @@ def compute(cfg: Config) -> xr.Dataset:
     rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=cfg.n_steps, log_every=cfg.log_every)
     fr = [v[0] for v in FAMILY.values()]
     sh = [S.DECAY_SHAPES.index(v[1]) for v in FAMILY.values()]
-    ds = sweep(make_run(rc), {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.peak_lr},
-               seeds=cfg.seeds, key=k1, steps=rc.steps(), cfg=rc, steps_per_run=cfg.n_steps)
+    ds = sweep(sim(rc), {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.peak_lr},
+               seeds=cfg.seeds, key=k1)
     ds = ds.rename({"point": "schedule"}).assign_coords(schedule=list(FAMILY))
     lrs = np.stack([_lrs(cfg, f, s) for f, s in FAMILY.values()])
     ev = slice(None, None, cfg.log_every)
@@ -74,8 +74,7 @@ def compute(cfg: Config) -> xr.Dataset:
     for kap in (-cfg.kappa, cfg.kappa):
         kc = RiverConfig(a=(cfg.kappa_a,), sigma_hill=(cfg.sigma,), kappa=kap, n_steps=2 * cfg.n_steps,
                          log_every=2 * cfg.log_every)
-        dk = sweep(make_run(kc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=k2, steps=kc.steps(), cfg=kc,
-                   steps_per_run=kc.n_steps)
+        dk = sweep(sim(kc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=k2)
         lr_k = np.full(kc.n_steps, cfg.peak_lr)
         tag = "kneg" if kap < 0 else "kpos"
         out.append(xr.Dataset({

@@ -11,9 +11,9 @@ import xarray as xr
 from scipy.optimize import least_squares
 from scipy.stats import spearmanr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Validated, fmt, param
 from sims import schedules as S
-from sims.convex_sgd import ConvexConfig, make_data, make_run
+from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
 
@@ -27,7 +27,7 @@ CENTER = {"abs": 0.1, "logistic": 3.0, "least_squares": 0.1}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(64, ge=2)
     n_steps: int = param(2000, ge=100)
     log_every: int = param(100, ge=1)
@@ -63,8 +63,7 @@ def compute(cfg):
         hp = {"lr": [l for l in lrs for _ in SCHEDS],
               "decay_fraction": [v[0] for _ in lrs for v in SCHEDS.values()],
               "shape_id": [S.DECAY_SHAPES.index(v[1]) for _ in lrs for v in SCHEDS.values()]}
-        ds = sweep(make_run(cc), hp, mode="zip", seeds=cfg.seeds, key=key, steps=cc.steps(), cfg=cc,
-                   steps_per_run=cfg.n_steps)
+        ds = sweep(sim(cc), hp, mode="zip", seeds=cfg.seeds, key=key)
         A, b = make_data(prob, cc.n, cc.d, cc.data_seed, cc.noise)
         fstar, _ = ts.erm_optimum(prob, A, b)
         fin = ds.loss.isel(step=-1).where(~ds.diverged).values.reshape(len(lrs), len(SCHEDS), cfg.seeds)
@@ -73,9 +72,9 @@ def compute(cfg):
         def evaluate(lr, arm, cc=cc, fstar=fstar):  # more (lr, schedule) pairs, same seeds (common random numbers)
             nonlocal n_div
             spec = [list(SCHEDS.values())[a] for a in arm]
-            d = sweep(make_run(cc), {"lr": lr, "decay_fraction": [v[0] for v in spec],
+            d = sweep(sim(cc), {"lr": lr, "decay_fraction": [v[0] for v in spec],
                                      "shape_id": [S.DECAY_SHAPES.index(v[1]) for v in spec]}, mode="zip",
-                      seeds=cfg.seeds, key=key, steps=cc.steps(), cfg=cc, steps_per_run=cfg.n_steps)
+                      seeds=cfg.seeds, key=key)
             n_div += int(d.diverged.sum())
             return d.loss.isel(step=-1).where(~d.diverged).values - fstar
 

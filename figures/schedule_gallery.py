@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Validated, fmt, param
 from sims import schedules as S
 from theory import schedules as ts
 
@@ -18,7 +18,7 @@ PAPER = "Defazio et al. 2023 (arXiv 2310.07831); Chen et al. 2022 (REX); Hagele 
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     T: int = param(200, ge=10, help="schedule length")
     T_opt: int = param(100, ge=10, help="length for the numerical optimum (L-BFGS-B on the bound)")
 

@@ -41,7 +41,7 @@ def claims(ds, cfg):
                      f"overlap {ds.attrs['overlap']:.0f} vs null mean {ds.attrs['overlap_null_mean']:.1f} (kept "
                      f"{ds.attrs['kept_bigram']} and {ds.attrs['kept_opt']}): z = {oz:.1f}",
                      "z > 3 (exact hypergeometric null per block)", bool(oz > 3)))
-    L = cfg.n_layers
+    L = cfg.base.n_layers
     for i, m in enumerate(ds.model.values):
         rec, kl = ds.lens_recall.values[i], ds.lens_kl.values[i]
         drec = np.diff(rec)

@@ -43,7 +43,7 @@ def claims(ds, cfg):
                      "r >= r_target in every seed and kept < 10% of block parameters",
                      bool(ds.attrs["lam_star_meets_target"] and np.all(r >= cfg.r_target) and np.all(kept < 0.10))))
     kb = d.kept_block.mean("seed")
-    per_layer_mlp = [float(kb.sel(block=[f"L{i}.w1", f"L{i}.w2"]).mean()) for i in range(cfg.n_layers)]
+    per_layer_mlp = [float(kb.sel(block=[f"L{i}.w1", f"L{i}.w2"]).mean()) for i in range(cfg.base.n_layers)]
     att, mlp = _attn_mlp(ds)
     first = per_layer_mlp[0]
     others = [float(kb.values[i]) for i in att] + per_layer_mlp[1:]

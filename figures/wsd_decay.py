@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, band, fmt, param, zscores
+from figures._core import Claim, Validated, band, fmt, param, zscores
 from sims import schedules as S
-from sims.river_valley import RiverConfig, make_run
+from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
 from theory import quadratic as tq
 from theory import river_valley as tr
@@ -22,7 +22,7 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(2000, ge=2)
     n_steps: int = param(2000, ge=10)
     log_every: int = param(20, ge=1)
@@ -52,17 +52,16 @@ def _wsd(lr, f, shape, n):
 def compute(cfg):
     k1, k2 = jax.random.split(jax.random.key(cfg.key_seed))
     rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=cfg.n_steps, log_every=cfg.log_every)
-    run = make_run(rc)
+    run = sim(rc)
     ev = slice(None, None, cfg.log_every)
-    d1 = sweep(run, {"lr": list(cfg.lrs)}, fixed={"decay_fraction": cfg.decay_fraction}, seeds=cfg.seeds, key=k1,
-               steps=rc.steps(), cfg=rc, steps_per_run=cfg.n_steps)
+    d1 = sweep(run, {"lr": list(cfg.lrs)}, fixed={"decay_fraction": cfg.decay_fraction}, seeds=cfg.seeds, key=k1)
     d1["pred"] = (("lr", "step"), np.stack([tr.predicted_loss(_wsd(l, cfg.decay_fraction, "linear", cfg.n_steps),
                                                                cfg.a, cfg.sigma)[ev] for l in cfg.lrs]))
     d1["stationary_excess"] = ("lr", tq.stationary_loss(np.asarray(cfg.lrs), cfg.a, cfg.sigma))
     fr = list(cfg.fractions) + [1.0]
     sh = [0] * len(cfg.fractions) + [1]  # the last point is cosine
     d2 = sweep(run, {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.frac_lr}, seeds=cfg.seeds,
-               key=k2, steps=rc.steps(), cfg=rc, steps_per_run=cfg.n_steps)
+               key=k2)
     preds = [tr.predicted_loss(_wsd(cfg.frac_lr, f, S.DECAY_SHAPES[s], cfg.n_steps), cfg.a, cfg.sigma)[-1]
              for f, s in zip(fr, sh)]
     fine = np.linspace(0.005, 1.0, 200)

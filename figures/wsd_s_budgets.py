@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, fmt, param
+from figures._core import Claim, Diverged, Validated, fmt, param
 from sims import schedules as S
-from sims.river_valley import RiverConfig, make_run
+from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
 from theory import river_valley as tr
 
@@ -21,7 +21,7 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 5"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Validated):
     seeds: int = param(1000, ge=2)
     budgets: tuple[int, ...] = param((1000, 2000, 4000), ge=1, help="WSD budgets T_k (paper: 12.5k, 25k, 50k)")
     decay_fraction: float = param(0.1, ge=0, le=1, help="decay = f T_k (paper: 0.1)")
@@ -61,10 +61,9 @@ def compute(cfg):
         ck_sim, ck_th = [], []
         for run_i, (spec, n) in enumerate(zip(p.runs, p.n_steps)):
             rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=n, log_every=cfg.log_every, schedule=spec)
-            ds = sweep(make_run(rc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=key, steps=rc.steps(), cfg=rc,
-                       steps_per_run=n)
+            ds = sweep(sim(rc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=key)
             if ds.diverged.any():
-                raise RuntimeError(f"{name}: {int(ds.diverged.sum())} runs diverged")
+                raise Diverged(f"{name}: {int(ds.diverged.sum())} runs diverged")
             lrs = cfg.peak_lr * S.as_array(S.from_spec(spec), n)
             pred = tr.predicted_loss(lrs, cfg.a, cfg.sigma)
             for r, step in p.checkpoints:

@@ -38,10 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.sweep import noise_chunk_for, noise_stream, record_steps, scan_with_records
+from sims.config import check_fields
+from sims.sweep import Sim, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from theory import bandits as tb
 
-__all__ = ["EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance", "ALGORITHMS",
+__all__ = ["sim", "EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance",
+           "ALGORITHMS",
            "PATHS", "env_params", "algorithm_params", "NOISE_VARIANCES", "RUN_LIST", "round_noise"]
 
 NOISE_VARIANCES = ("authors", "exact")
@@ -143,12 +145,13 @@ class Ctx(NamedTuple):
     Bn: float  # ||B||_2
 
 
-def _ctx(cfg: BanditConfig) -> Ctx:
-    inst = instance(cfg.instance)
+def _ctx(cfg: BanditConfig, name: str, noise_variance: str, rho_bar: float = -1.0) -> Ctx:
+    inst = instance(name)
     K, d = inst.arms.shape
     rho = tb.spectral_radius(inst.A)
-    sigma = inst.sigma_x if cfg.noise_variance == "authors" else inst.sigma_y
-    return Ctx(inst.arms, K, d, cfg.horizon, tb.markov_parameter(inst), rho, cfg.rho_used(), tb.phi(inst.A), sigma,
+    sigma = inst.sigma_x if noise_variance == "authors" else inst.sigma_y
+    rho_bar = rho if rho_bar < 0 else rho_bar
+    return Ctx(inst.arms, K, d, cfg.horizon, tb.markov_parameter(inst), rho, rho_bar, tb.phi(inst.A), sigma,
                float(np.linalg.norm(inst.omega)), float(np.linalg.norm(inst.theta)),
                float(np.max(np.linalg.norm(inst.arms, axis=1))), float(np.linalg.norm(inst.B, 2)))
 
@@ -291,29 +294,53 @@ RUN_LIST = ("exp3", "batchexp3", "dynlinucblog", "linucblog", "dlinucblog", "dyn
 
 @functools.cache
 def algorithm_params(cfg: BanditConfig) -> dict:
-    """The stacked (one row per algorithm of ``cfg.algorithms``) float64 parameters of their common code path.
+    """The stacked float64 parameters of the common code path, shape (instances, noise variances, rho bars,
+    algorithms, ...) over ``cfg.instances`` x ``cfg.noise_variances`` x ``cfg.rho_bars`` x ``cfg.algorithms``.
     Cached per config: built once when the config validates, reused by ``make_run``."""
-    c = _ctx(cfg)
-    rows = [ALGORITHMS[a].params(c) for a in cfg.algorithms]
-    return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    out = []
+    for name in cfg.instances:
+        for nv in cfg.noise_variances:
+            for rb in cfg.rho_bars:
+                c = _ctx(cfg, name, nv, rb)
+                out += [ALGORITHMS[a].params(c) for a in cfg.algorithms]
+    shape = (len(cfg.instances), len(cfg.noise_variances), len(cfg.rho_bars), len(cfg.algorithms))
+    return {k: np.stack([np.asarray(r[k]) for r in out]).reshape(shape + np.shape(out[0][k])) for k in out[0]}
 
 
 @dataclasses.dataclass(frozen=True)
 class BanditConfig:
     """One compiled bandit run: ``algorithms`` (names from :data:`ALGORITHMS`) must share one code path, and
-    ``hparams["alg"]`` picks one of them (vmapped in a sweep)."""
+    ``hparams["alg"]`` picks one of them (vmapped in a sweep).
 
-    instance: str = "synthetic"
+    ``instance`` and ``noise_variance`` are a name or a tuple of names: a tuple stacks their parameters as arrays
+    (instances of one shape), and ``hparams["inst"]`` / ``hparams["nv"]`` index them, so one compiled call runs
+    every instance x noise variance x algorithm x seed (a per-instance config would compile once per instance).
+    ``rho_bar`` likewise (a float or a tuple, indexed by ``hparams["rb"]``)."""
+
+    instance: str | tuple = "synthetic"
     algorithms: tuple = ("dynlinucblog",)
     horizon: int = 100_000
     log_every: int = 1000
-    rho_bar: float = -1.0  # the learner's bound on rho(A); < 0: the true rho (as the paper's code)
-    noise_variance: str = "authors"  # "authors": sigma^2 in the radii (main.py); "exact": m sigma^2
+    rho_bar: float | tuple = -1.0  # the learner's bound on rho(A); < 0: the true rho (as the paper's code)
+    noise_variance: str | tuple = "authors"  # "authors": sigma^2 in the radii (main.py); "exact": m sigma^2
     unroll: int = 1  # inner lax.scan unroll (speed only)
 
     def __post_init__(self):
         algs = (self.algorithms,) if isinstance(self.algorithms, str) else tuple(self.algorithms)
         object.__setattr__(self, "algorithms", algs)
+        for f in ("instance", "noise_variance"):
+            v = getattr(self, f)
+            if not isinstance(v, str):
+                v = tuple(v)
+                if not v or len(set(v)) != len(v) or not all(isinstance(x, str) for x in v):
+                    raise ValueError(f"{f} must be a name or a non-empty tuple of distinct names, got {v!r}")
+                object.__setattr__(self, f, v)
+        if not isinstance(self.rho_bar, (int, float)):
+            rb = tuple(self.rho_bar)
+            if not rb or len(set(rb)) != len(rb):
+                raise ValueError(f"rho_bar must be a number or a non-empty tuple of distinct numbers, got {rb!r}")
+            object.__setattr__(self, "rho_bar", rb)
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if not algs:
             raise ValueError("algorithms must name at least one algorithm")
         bad = [a for a in algs if a not in ALGORITHMS]
@@ -329,11 +356,16 @@ class BanditConfig:
             raise ValueError(f"horizon must be an integer >= 1, got {self.horizon!r}")
         if self.log_every < 1 or self.horizon % self.log_every:
             raise ValueError(f"log_every ({self.log_every}) must divide the horizon ({self.horizon})")
-        if not (math.isfinite(self.rho_bar) and self.rho_bar < 1):
-            raise ValueError(f"rho_bar must be finite and < 1, got {self.rho_bar}")
-        if self.noise_variance not in NOISE_VARIANCES:
-            raise ValueError(f"noise_variance must be one of {NOISE_VARIANCES}, got {self.noise_variance!r}")
-        instance(self.instance)
+        for rb in self.rho_bars:
+            if not (isinstance(rb, (int, float)) and math.isfinite(rb) and rb < 1):
+                raise ValueError(f"rho_bar must be finite and < 1, got {self.rho_bar}")
+        bad = [v for v in self.noise_variances if v not in NOISE_VARIANCES]
+        if bad:
+            raise ValueError(f"noise_variance must be one of {NOISE_VARIANCES}, got {bad[0]!r}")
+        shapes = {(instance(n).arms.shape, instance(n).A.shape) for n in self.instances}
+        if len(shapes) > 1:
+            raise ValueError(f"instance: stacked instances {list(self.instances)} must share arm and state shapes, "
+                             f"got {sorted(shapes)}")
         algorithm_params(self)  # every constant (e.g. AR2's epoch with sigma = 0) is checked before any compute
 
     @property
@@ -343,8 +375,21 @@ class BanditConfig:
     def steps(self):
         return record_steps(self.horizon, self.log_every)
 
-    def rho_used(self) -> float:
-        return tb.spectral_radius(instance(self.instance).A) if self.rho_bar < 0 else self.rho_bar
+    @property
+    def instances(self) -> tuple:
+        return (self.instance,) if isinstance(self.instance, str) else self.instance
+
+    @property
+    def noise_variances(self) -> tuple:
+        return (self.noise_variance,) if isinstance(self.noise_variance, str) else self.noise_variance
+
+    @property
+    def rho_bars(self) -> tuple:
+        return (self.rho_bar,) if isinstance(self.rho_bar, (int, float)) else self.rho_bar
+
+    def rho_used(self, name: str | None = None, k: int = 0) -> float:
+        A = instance(name or self.instances[0]).A
+        return tb.spectral_radius(A) if self.rho_bars[k] < 0 else self.rho_bars[k]
 
 
 # --------------------------------------------------------------------------------------
@@ -406,6 +451,7 @@ def _lin_update(s, u, y, t, p, c):
 
 class DState(NamedTuple):
     V: jax.Array
+    V_inv: jax.Array  # inverse of V, computed once per round (in update) and read by act
     Vt: jax.Array
     b: jax.Array
     h: jax.Array
@@ -416,8 +462,8 @@ def _d_init(key, p, c):
     d = c["arms"].shape[1]
     dt = c["arms"].dtype
     a0 = jax.random.randint(key, (), 0, c["arms"].shape[0])
-    return DState(p["lam"] * jnp.eye(d, dtype=dt), p["lam"] * jnp.eye(d, dtype=dt), jnp.zeros(d, dt),
-                  jnp.zeros(d, dt), a0)
+    V = p["lam"] * jnp.eye(d, dtype=dt)
+    return DState(V, _spd_inv(V), p["lam"] * jnp.eye(d, dtype=dt), jnp.zeros(d, dt), jnp.zeros(d, dt), a0)
 
 
 def _spd_inv(M):
@@ -440,7 +486,7 @@ def _d_act(s, t, u01, p, c, hp):
     lam_t = g ** (-tf) * p["lam"]
     beta = p["theta"] * jnp.sqrt(lam_t) + p["sigma"] * jnp.sqrt(2 * p["L"] + d * jnp.log(
         1 + 1.5**2 * (1 - g ** (2 * tf)) / (d * lam_t * (1 - g**2))))
-    Vi = _spd_inv(s.V)
+    Vi = s.V_inv
     ucb = _ucb(arms, s.h, Vi @ s.Vt @ Vi, beta)
     arm = jnp.where(t > 0, ucb, s.arm).astype(jnp.int32)
     return s._replace(arm=arm), arm, arms[arm]
@@ -454,7 +500,8 @@ def _d_update(s, u, y, t, p, c):
     V = g * s.V + jnp.outer(u, u) + (1 - g) * lam_t * eye
     Vt = g**2 * s.Vt + jnp.outer(u, u) + (1 - g**2) * lam_t * eye
     b = g * s.b + u * y
-    return s._replace(V=V, Vt=Vt, b=b, h=_spd_inv(V) @ b)
+    V_inv = _spd_inv(V)
+    return s._replace(V=V, V_inv=V_inv, Vt=Vt, b=b, h=V_inv @ b)
 
 
 class ExpState(NamedTuple):
@@ -579,8 +626,8 @@ def round_noise(cfg: BanditConfig, key) -> dict:
     ``x`` (T, n), reward noise ``y`` (T,), the agents' uniforms ``u`` (T,) and the first (random) arm ``a0`` of
     the UCB agents. A sweep's seed s uses ``key = jax.random.fold_in(sweep_key, s)``."""
     k0, krun = jax.random.split(key)
-    K = instance(cfg.instance).arms.shape[0]
-    n_x = instance(cfg.instance).A.shape[0]
+    K = instance(cfg.instances[0]).arms.shape[0]
+    n_x = instance(cfg.instances[0]).A.shape[0]
     out = noise_stream(krun, _noise_fn(n_x, jnp.zeros(()).dtype), n_steps=cfg.horizon, log_every=cfg.log_every,
                        noise_chunk=noise_chunk_for(cfg.log_every, n_x + 2))
     return {k: np.asarray(v) for k, v in out.items()} | {"a0": int(jax.random.randint(k0, (), 0, K))}
@@ -589,27 +636,36 @@ def round_noise(cfg: BanditConfig, key) -> dict:
 @functools.cache
 def make_run(cfg: BanditConfig):
     """``run(key, hparams) -> (final, traj)``. hparams: ``alg`` (index into ``cfg.algorithms``; default 0),
-    ``noise_scale`` (multiplies both noise stds; default 1), ``arm`` (for ``constant_arm``)."""
-    inst = instance(cfg.instance)
+    ``inst`` / ``nv`` / ``rb`` (indices into ``cfg.instances`` / ``cfg.noise_variances`` / ``cfg.rho_bars``;
+    default 0), ``noise_scale``
+    (multiplies both noise stds; default 1), ``arm`` (for ``constant_arm``)."""
+    insts = [instance(n) for n in cfg.instances]
     T = cfg.horizon
-    h_np = tb.markov_parameter(inst)
-    best_val = float(np.max(inst.arms @ h_np))
+    h_all = np.stack([tb.markov_parameter(I) for I in insts])
+    best_all = np.array([np.max(I.arms @ h) for I, h in zip(insts, h_all)])
     table = algorithm_params(cfg)
     agent = PATHS[cfg.path]
-    c_np = _ctx(cfg)
-    n_x = inst.A.shape[0]
+    ctxs = [_ctx(cfg, n, cfg.noise_variances[0]) for n in cfg.instances]
+    env_all = [EnvParams(*(np.asarray(getattr(I, f), np.float64) for f in EnvParams._fields)) for I in insts]
+    n_x = insts[0].A.shape[0]
+    d = insts[0].arms.shape[1]
 
     def run(key, hp):
         dt = jnp.zeros(()).dtype  # float64 under x64 (as the figures run it), float32 otherwise
         if dt != jnp.float64 and cfg.path == "dlinucb":
             raise ValueError("dlinucb (gamma = 1 - 1e-9) needs float64: run under jax.enable_x64(True)")
         i = jnp.asarray(hp.get("alg", 0), jnp.int32)
-        p = {k: jnp.asarray(v, dt if v.dtype.kind == "f" else None)[i] for k, v in table.items()}
+        j = jnp.asarray(hp.get("inst", 0), jnp.int32)
+        v = jnp.asarray(hp.get("nv", 0), jnp.int32)
+        r = jnp.asarray(hp.get("rb", 0), jnp.int32)
+        p = {k: jnp.asarray(a, dt if a.dtype.kind == "f" else None)[j, v, r, i] for k, a in table.items()}
         ns = jnp.asarray(hp.get("noise_scale", 1.0), dt)
-        P = env_params(inst, dt)
+        P = jax.tree.map(lambda *a: jnp.asarray(np.stack(a), dt)[j], *env_all)
         P = P._replace(sigma_x=P.sigma_x * ns, sigma_y=P.sigma_y * ns)
-        c = {"arms": jnp.asarray(c_np.arms, dt), "U": c_np.U}
-        h = jnp.asarray(h_np, dt)
+        c = {"arms": jnp.asarray(np.stack([x.arms for x in ctxs]), dt)[j],
+             "U": jnp.asarray([x.U for x in ctxs], dt)[j]}
+        h = jnp.asarray(h_all, dt)[j]
+        best_val = jnp.asarray(best_all, dt)[j]
         k0, krun = jax.random.split(key)
         s0 = (reset(k0, P), agent.init(k0, p, c), jnp.zeros((), dt), jnp.zeros((), dt), jnp.zeros((), jnp.int32))
 
@@ -627,8 +683,14 @@ def make_run(cfg: BanditConfig):
         res = scan_with_records(krun, round_, s0, record, n_steps=T, log_every=cfg.log_every, unroll=cfg.unroll,
                                 noise=_noise_fn(n_x, dt), noise_chunk=noise_chunk_for(cfg.log_every, n_x + 2))
         ag = res.state[1]
-        h_hat = ag.h if hasattr(ag, "h") else jnp.zeros(c_np.d, dt)
+        h_hat = ag.h if hasattr(ag, "h") else jnp.zeros(d, dt)
         return {"pseudo_regret": res.state[2], "realized_regret": res.state[3], "h_hat": h_hat,
                 "diverged_step": res.diverged_step}, res.traj
 
     return run
+
+
+def sim(cfg: BanditConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, {"h_hat": ("coord",)})

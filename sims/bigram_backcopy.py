@@ -32,13 +32,14 @@ import numpy as np
 import optax
 
 from sims import bigram_data as bd
-from sims.sweep import check_loop, record_steps, scan_with_records
+from sims.config import check_fields, param
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
-__all__ = ["BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "SWEEP_DIMS", "LAYER_METRICS",
-           "ReducedConfig", "make_reduced_run"]
+__all__ = ["sim", "BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "source_of",
+           "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig", "make_reduced_run", "DATA"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
                  "bos_resid_norm", "other_resid_norm", "bos_logit_gap")
@@ -47,24 +48,36 @@ SWEEP_DIMS = {"attn_map": ("layer", "q", "k"), "attn_map_trigger": ("q",), **{m:
 
 @dataclasses.dataclass(frozen=True)
 class BBConfig:
-    V: int = 32
-    k_triggers: int = 3
-    data_seed: int = 0
-    zipf: float = 1.0
-    seq_len: int = 32
-    batch: int = 64
-    n_steps: int = 3000
-    log_every: int = 100
-    d_model: int = 64
-    n_layers: int = 1
-    n_heads: int = 1
-    mlp: bool = True
-    attention: str = "softmax"
-    optimizer: str = "adamw"  # adamw (paper: betas (0.9, 0.99), wd 1e-4) or sgd (momentum 0.9, wd 1e-4)
-    eval_batch: int = 128
-    init: str = "torch"  # PyTorch defaults as the authors' code; "gpt2" (N(0, 0.02^2) embeddings): no sink forms
+    """One Bigram-Backcopy model and its data: the chain, the transformer and the training loop (hparam ``lr``)."""
+
+    data: str = param("shakespeare", choices=("shakespeare", "zipf"),
+                      help="bigram chain: Shakespeare's characters (the paper's, V = 65) or synthetic Zipf rows")
+    V: int = param(65, ge=2, le=4096, help="vocabulary (65 for Shakespeare; any for Zipf); BOS is token V")
+    k_triggers: int = param(3, ge=1, help="triggers: the k most frequent tokens (paper's script: 3)")
+    data_seed: int = param(0, ge=0, help="seed of the Zipf chain (Zipf only)")
+    zipf: float = param(1.0, gt=0, help="Zipf exponent of the rows (Zipf only)")
+    seq_len: int = param(32, ge=3, le=8192, help="tokens per sequence after BOS (paper: 256)")
+    batch: int = param(64, ge=1, help="fresh sequences per step (paper: 512)")
+    n_steps: int = param(3000, ge=1, le=10**8, help="optimizer steps (paper: 10k)")
+    log_every: int = param(100, ge=1, help="record every log_every steps (divides n_steps)")
+    d_model: int = param(64, ge=2, le=8192, help="residual width (paper: 256)")
+    n_layers: int = param(1, ge=1, le=64, help="transformer blocks")
+    n_heads: int = param(1, ge=1, help="attention heads per block (divides d_model)")
+    mlp: bool = param(True, help="an MLP in every block")
+    attention: str = param("softmax", choices=("softmax", "relu"), help="attention normalization")
+    optimizer: str = param("adamw", choices=("adamw", "sgd"),
+                           help="adamw (paper: betas (0.9, 0.99), wd 1e-4) or sgd (momentum 0.9, wd 1e-4)")
+    eval_batch: int = param(128, ge=1, help="sequences of the fixed evaluation batch")
+    init: str = param("torch", choices=("torch", "gpt2"),
+                      help="PyTorch defaults as the authors' code; gpt2 (N(0, 0.02^2) embeddings): no sink forms")
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
+        if self.data not in DATA:
+            raise ValueError(f"data must be one of {DATA}, got {self.data!r}")
+        if self.data == "shakespeare" and self.V != 65:
+            raise ValueError(f"V must be 65 with data='shakespeare' (tiny Shakespeare's characters), got {self.V}; "
+                             "use data='zipf' for another vocabulary size")
         if self.V < 2:
             raise ValueError(f"V must be >= 2, got {self.V}")
         if not 0 < self.k_triggers < self.V:
@@ -87,15 +100,31 @@ class BBConfig:
         return record_steps(self.n_steps, self.log_every)
 
 
+DATA = ("shakespeare", "zipf")
+
+
 @functools.cache
-def source(V: int, k: int, seed: int, zipf: float):
-    """(P, trigger mask, law of x1, oracle non-trigger loss for length L is computed separately)."""
-    P = bd.make_transition(seed, V=V, kind="zipf", zipf=zipf)
+def source(V: int, k: int, seed: int, zipf: float, data: str = "zipf"):
+    """(P, trigger mask, law of x1). ``data="shakespeare"``: the character bigram of Shakespeare's plays
+    (:func:`sims.bigram_data.shakespeare_bigram`, V = 65; ``seed`` and ``zipf`` unused); ``"zipf"``: seeded
+    Zipf-like rows. Triggers: the k most frequent tokens under the stationary law (Shakespeare: ' ', 'e', 't');
+    x1 is drawn from the stationary law without the triggers."""
+    if data == "shakespeare":
+        P, _ = bd.shakespeare_bigram()
+        if V != P.shape[0]:
+            raise ValueError(f"V must be {P.shape[0]} for the Shakespeare chain, got {V}")
+    else:
+        P = bd.make_transition(seed, V=V, kind="zipf", zipf=zipf)
     trig = tb.triggers_of(P, k)
     mask = np.zeros(V, bool)
     mask[trig] = True
     first = tb.stationary(P) * ~mask
     return P, mask, first / first.sum()
+
+
+def source_of(cfg: BBConfig):
+    """:func:`source` of a config."""
+    return source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf, cfg.data)
 
 
 def optimizer(cfg: BBConfig, lr):
@@ -108,7 +137,7 @@ def optimizer(cfg: BBConfig, lr):
 def sample_batch(cfg: BBConfig, key, batch: int):
     """``batch`` fresh Bigram-Backcopy sequences: inputs ``x``, next tokens ``y`` and the query types ``trig``
     (x is a trigger) and ``non`` (neither a trigger nor BOS), each (batch, seq_len)."""
-    P, mask, first = (jnp.asarray(a) for a in source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf))
+    P, mask, first = (jnp.asarray(a) for a in source_of(cfg))
     seq = bd.backcopy_sequences(key, P, mask, first, batch, cfg.seq_len + 1, cfg.V)
     x, y = seq[:, :-1], seq[:, 1:]
     trig = mask[jnp.minimum(x, cfg.V - 1)] & (x != cfg.V)
@@ -135,7 +164,7 @@ def make_run(cfg: BBConfig):
 def make_train(cfg: BBConfig):
     """``train(key, {"lr"}) -> (params, final, traj)``: :func:`make_run` plus the trained parameters (the base
     models of :mod:`sims.subnetworks`)."""
-    P_np = source(cfg.V, cfg.k_triggers, cfg.data_seed, cfg.zipf)[0]
+    P_np = source_of(cfg)[0]
     mcfg = cfg.model()
 
     def train(key, hp):
@@ -233,6 +262,7 @@ class ReducedConfig:
     beta0: float = 2.0
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         tbb.check_reduced(self.p, self.q, self.lam, self.n)
         if self.freeze not in ("none", "alpha", "beta"):
             raise ValueError(f"freeze must be 'none', 'alpha' or 'beta', got {self.freeze!r}")
@@ -280,3 +310,9 @@ def make_reduced_run(cfg: ReducedConfig):
         return {"diverged_step": res.diverged_step, "beta": res.state[1]}, res.traj
 
     return run
+
+
+def sim(cfg: BBConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)

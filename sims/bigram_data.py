@@ -1,5 +1,7 @@
 """Bigram (Markov) data sampled on device with ``jax.random``; shared by every bigram-data topic.
 
+* :func:`shakespeare_bigram` -- the character bigram of Shakespeare's plays over tiny Shakespeare's 65
+  characters (the Bigram-Backcopy chain of Guo et al. 2024), from the committed ``sims/data/shakespeare_bigram.json``.
 * :func:`make_transition` -- seeded generators of transition matrices (Dirichlet rows, Zipf-like
   rows, or the river-valley *mixed-uncertainty* rows of Wen et al. 2024, Sec. 4), or
   :func:`from_counts`.
@@ -11,13 +13,19 @@ Exact oracle quantities (stationary law, conditional entropy) live in ``theory/b
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from theory.bigram import check_transition, stationary
 
-__all__ = ["make_transition", "from_counts", "sample_pairs", "sample_sequences", "mixed_uncertainty"]
+__all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "make_transition", "from_counts", "sample_pairs",
+           "sample_sequences", "mixed_uncertainty"]
 
 
 def make_transition(seed: int, V: int = 64, kind: str = "dirichlet", alpha: float = 0.1, zipf: float = 1.0):
@@ -40,6 +48,39 @@ def make_transition(seed: int, V: int = 64, kind: str = "dirichlet", alpha: floa
     else:
         raise ValueError(f"kind must be 'dirichlet' or 'zipf', got {kind!r}")
     return P / P.sum(1, keepdims=True)
+
+
+SHAKESPEARE_FILE = Path(__file__).resolve().parent / "data" / "shakespeare_bigram.json"
+_REBUILD = "python -m sims.data.make_shakespeare_bigram"
+TINY_SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@functools.cache
+def _shakespeare(path: str) -> tuple[np.ndarray, str, str]:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"the Shakespeare bigram data {p} is missing; rebuild it with `{_REBUILD}`")
+    try:
+        rec = json.loads(p.read_text())
+        C = np.asarray(rec["counts"], dtype=np.int64)
+        vocab = rec["vocab"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"the Shakespeare bigram data {p} is corrupt ({e}); rebuild it with `{_REBUILD}`") from None
+    if vocab != TINY_SHAKESPEARE_VOCAB or C.shape != (65, 65) or (C < 0).any() or C.sum() == 0:
+        raise ValueError(f"the Shakespeare bigram data {p} is corrupt (vocabulary or counts); rebuild it with "
+                         f"`{_REBUILD}`")
+    return C, vocab, hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+
+
+def shakespeare_bigram(path: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """``(P, vocab)``: the character bigram of Shakespeare's 37 plays (the ``shakespeare`` 0.6 package's
+    modern-spelling texts; recipe in ``sims/data/make_shakespeare_bigram.py``) over tiny Shakespeare's vocabulary
+    ``vocab`` (65 characters, sorted). ``P`` is (65, 65) float64, row-stochastic: counts row-normalized. The one
+    row with no counts, ``'$'`` (absent from the plays), is uniform; ``'$'`` has stationary probability 0, so
+    it never occurs in sampled sequences. A missing or corrupt file raises an error naming it and the command
+    that rebuilds it."""
+    C, vocab, _ = _shakespeare(str(path or SHAKESPEARE_FILE))
+    return from_counts(C), vocab
 
 
 def from_counts(counts):

@@ -23,9 +23,10 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import check_loop, record_steps, scan_with_records
+from sims.config import check_fields
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 
-__all__ = ["ConvexConfig", "make_data", "make_run", "full_loss"]
+__all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss"]
 
 PROBLEMS = ("least_squares", "logistic", "abs")
 
@@ -43,6 +44,7 @@ class ConvexConfig:
     schedule: tuple = ()
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if self.problem not in PROBLEMS:
             raise ValueError(f"problem must be one of {PROBLEMS}, got {self.problem!r}")
         if self.n < 1 or self.d < 1 or self.batch < 1:
@@ -115,3 +117,9 @@ def block_grad_norms(gsq_cum, log_every: int):
     cumulative sums recorded by :func:`make_run` (last axis = records)."""
     g = np.diff(np.asarray(gsq_cum, dtype=np.float64), axis=-1) / log_every
     return np.sqrt(np.maximum(g, 1e-30))
+
+
+def sim(cfg: ConvexConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, {})

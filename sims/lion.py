@@ -31,10 +31,11 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from sims.sweep import check_loop, record_steps, scan_with_records
+from sims.config import check_fields
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from theory import lion as tl
 
-__all__ = ["scale_by_lion_kappa", "lion_kappa", "LionConfig", "make_run", "ode_solve", "ODEState"]
+__all__ = ["sim", "scale_by_lion_kappa", "lion_kappa", "LionConfig", "make_run", "ode_solve", "ODEState"]
 
 
 class ScaleByLionKappaState(NamedTuple):
@@ -104,6 +105,7 @@ class LionConfig:
     grad_noise: float = 0.0
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         tl.get_kappa(self.kappa)
         tl.problem(self.problem, self.d, self.problem_seed)
         check_loop(self.n_steps, self.log_every)
@@ -205,3 +207,9 @@ def averaged_limit(cfg: LionConfig, lr: float, weight_decay: float, *, key, seed
                key=key, steps=cfg.steps(), cfg=cfg, progress=False, dims={"x": ("coord",), "m": ("coord",)})
     n = max(1, int(round(tail * (ds.sizes["step"] - 1))))
     return ds.x.isel(lr=0).values[:, -n:].mean(1), ds
+
+
+def sim(cfg: LionConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, {"x": ("coord",), "m": ("coord",)})

@@ -21,9 +21,10 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import check_loop, noise_chunk_for, record_steps, scan_with_records
+from sims.config import check_fields
+from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
-__all__ = ["QuadraticConfig", "make_run", "loss"]
+__all__ = ["sim", "QuadraticConfig", "make_run", "loss"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class QuadraticConfig:
     unroll: int = 4  # inner lax.scan unroll (speed only; same bits)
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if len(self.a) < 1 or any(v <= 0 for v in self.a):
             raise ValueError(f"a (curvatures) must be a non-empty tuple of values > 0, got {self.a}")
         for name in ("sigma", "x0"):
@@ -105,3 +107,9 @@ def make_run(cfg: QuadraticConfig):
         return final, res.traj
 
     return run
+
+
+def sim(cfg: QuadraticConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, {"x": ("coord",)})

@@ -25,9 +25,10 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.sweep import check_loop, noise_chunk_for, record_steps, scan_with_records
+from sims.config import check_fields
+from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
-__all__ = ["RiverConfig", "make_run", "loss_parts"]
+__all__ = ["sim", "RiverConfig", "make_run", "loss_parts"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RiverConfig:
     bound: float = 1e6
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if not self.a or any(x <= 0 for x in self.a):
             raise ValueError(f"a (hill sharpness) must be a non-empty tuple of values > 0, got {self.a}")
         if len(self.sigma_hill) not in (1, len(self.a)):
@@ -144,6 +146,7 @@ class BigramLMConfig:
     shift_frac: float = 1.0  # fraction of rows (next-token laws) that the shift replaces
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if not 0 <= self.shift_frac <= 1:
             raise ValueError(f"shift_frac must lie in [0, 1], got {self.shift_frac}")
         if self.shift_step < 0 or self.shift_step > self.n_steps:
@@ -266,3 +269,9 @@ def lanczos(matvec, n: int, k: int, key, dtype=jnp.float64):
     evals, evecs = np.linalg.eigh(T)
     order = np.argsort(evals)[::-1]
     return evals[order], Q[:, :k] @ evecs[:, order]
+
+
+def sim(cfg: RiverConfig) -> Sim:
+    """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
+    the names of the outputs' trailing axes)."""
+    return Sim.of(make_run(cfg), cfg, {})

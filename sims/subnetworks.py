@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims.bigram_backcopy import BBConfig, sample_batch, source
+from sims.bigram_backcopy import BBConfig, sample_batch, source_of
+from sims.config import check_fields
 from sims.sweep import check_loop, record_steps, scan_with_records
 from sims.transformer import apply
 
@@ -43,7 +44,7 @@ MASKABLE = ("wq", "wk", "wv", "wo", "w1", "w2")
 
 @dataclasses.dataclass(frozen=True)
 class SubnetConfig:
-    base: BBConfig = BBConfig(V=32, seq_len=16, batch=32, d_model=32, n_layers=2, n_steps=2000, log_every=500)
+    base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=2, n_steps=2000, log_every=500)
     target: str = "bigram"  # or "model" (optimal pruning)
     maskable: tuple[str, ...] = MASKABLE
     n_steps: int = 2000
@@ -55,6 +56,7 @@ class SubnetConfig:
     eval_batch: int = 128
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if not self.maskable:
             raise ValueError("maskable must name at least one weight matrix (the maskable set is empty)")
         bad = [m for m in self.maskable if m not in MASKABLE]
@@ -128,7 +130,7 @@ def check_lambda(lam):
 def extended_bigram(cfg: SubnetConfig) -> np.ndarray:
     """(V+1, V+1) bigram target: rows of P for tokens, the law of x1 for BOS; the BOS column is 0."""
     b = cfg.base
-    P, _, first = source(b.V, b.k_triggers, b.data_seed, b.zipf)
+    P, _, first = source_of(b)
     E = np.zeros((b.V + 1, b.V + 1))
     E[: b.V, : b.V] = P
     E[b.V, : b.V] = first

@@ -19,13 +19,17 @@ bits whatever the chunk size or device count.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -50,6 +54,16 @@ __all__ = [
     "noise_chunk_for",
     "noise_stream",
     "sweep",
+    "Sim",
+    "plan",
+    "SweepPlan",
+    "execute_chunk",
+    "cache_load",
+    "cache_save",
+    "assemble",
+    "code_identity",
+    "collect_provenance",
+    "environment",
     "batched",
     "config_to_json",
     "tune_lr",
@@ -229,6 +243,10 @@ def _hparam_points(
         if v.ndim != 1 or v.size == 0:
             raise ValueError(f"hparam axis {k!r} must be a non-empty 1-D list of values")
     if mode == "grid":
+        for k, v in vals.items():
+            u, n = np.unique(v, return_counts=True)
+            if (n > 1).any():
+                raise ValueError(f"hparam axis {k!r} repeats the value(s) {u[n > 1].tolist()}: each value once")
         names = list(vals)
         shape = [vals[k].size for k in names]
         mesh = np.meshgrid(*[vals[k] for k in names], indexing="ij")
@@ -236,9 +254,14 @@ def _hparam_points(
     sizes = {v.size for v in vals.values()}
     if len(sizes) != 1:
         raise ValueError(f"mode='zip' needs equally long hparam lists, got sizes {sorted(sizes)}")
+    pts = list(zip(*[v.tolist() for v in vals.values()]))
+    if len(set(pts)) != len(pts):
+        dup = sorted({q for q in pts if pts.count(q) > 1})
+        raise ValueError(f"mode='zip' repeats the point(s) {dup} of ({', '.join(vals)}): each point once")
     return vals, ["point"], [sizes.pop()]
 
 
+@functools.cache
 def _git_commit() -> str:
     try:
         out = subprocess.run(
@@ -251,6 +274,52 @@ def _git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except Exception:  # pragma: no cover - git missing
         return "unknown"
+
+
+_SUITE_ROOT = Path(__file__).resolve().parents[1]
+_SUITE_PACKAGES = ("sims", "theory", "figures")
+
+
+def _suite_imports(module: str) -> set[str]:
+    """Suite modules (``pkg.mod``) imported by the source of ``module``, read by the AST."""
+    path = _SUITE_ROOT / Path(*module.split(".")).with_suffix(".py")
+    if not path.exists():
+        return set()
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for n in names:
+            parts = n.split(".")
+            if parts[0] in _SUITE_PACKAGES and len(parts) > 1 and (_SUITE_ROOT / parts[0] / f"{parts[1]}.py").exists():
+                out.add(".".join(parts[:2]))
+    return out
+
+
+@functools.cache
+def code_identity(module: str) -> tuple[str, tuple[str, ...]]:
+    """(sha256[:16] of the source files, their paths) of ``module`` and every suite module it imports,
+    transitively. A sweep's cache key and provenance carry it, so a cached sweep is never reused after the code
+    that made it changed. Modules outside the suite (a user's notebook) contribute their name only."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo += sorted(_suite_imports(m) - seen)
+    h = hashlib.sha256()
+    files = []
+    for m in sorted(seen):
+        path = _SUITE_ROOT / Path(*m.split(".")).with_suffix(".py")
+        h.update(m.encode())
+        if path.exists():
+            h.update(path.read_bytes())
+            files.append(str(path.relative_to(_SUITE_ROOT)))
+    return h.hexdigest()[:16], tuple(files)
 
 
 def config_to_json(cfg: Any) -> str:
@@ -271,8 +340,297 @@ def _chunk_sizes(per_run_bytes: int, n_points: int, n_seeds: int, n_dev: int, ma
     return s_c, h_c
 
 
-def sweep(
+class _ReadLog(dict):
+    """The hparams dict given to a run while it is traced for shapes: records the names the run reads.
+    Iteration, ``keys``/``items``/``values`` and copying count as reading every name."""
+
+    def __init__(self, d):
+        super().__init__(d)
+        self.read: set[str] = set()
+
+    def __getitem__(self, k):
+        self.read.add(k)
+        return super().__getitem__(k)
+
+    def get(self, k, default=None):
+        self.read.add(k)
+        return super().get(k, default)
+
+    def __contains__(self, k):
+        self.read.add(k)
+        return super().__contains__(k)
+
+    def _all(self):
+        self.read |= set(super().keys())
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+_TRACED: dict[Any, tuple] = {}
+
+
+def _trace_info(run: RunFn, one_hp: dict) -> tuple[Any, set[str]]:
+    """(output shapes, hparam names read) of ``run`` for hparams of these names/dtypes, traced once per run
+    object and hparam signature (a repeated sweep does not trace again)."""
+    sig = (run, tuple(sorted((k, str(v.dtype), v.shape) for k, v in one_hp.items())), jax.config.jax_enable_x64)
+    hit = _TRACED.get(sig)
+    if hit is None:
+        read: set[str] = set()
+
+        def traced(k, hp):
+            log_ = _ReadLog(hp)
+            out = run(k, log_)
+            read.update(log_.read)
+            return out
+
+        hit = _TRACED[sig] = (jax.eval_shape(traced, jax.random.key(0), one_hp), frozenset(read))
+    return hit
+
+
+# --------------------------------------------------------------------------------------
+# Provenance of every sweep run inside a figure (survives the figures' merges / concats)
+# --------------------------------------------------------------------------------------
+_COLLECTORS: list[list] = []
+_COLLECT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collect_provenance():
+    """Collect the provenance record of every sweep run inside the block (any thread): yields a list of dicts
+    (``sweep_id``, ``code_id``, ``config``, ``axes``, ``fixed``, ``n_runs``, ``n_diverged``, ...)."""
+    records: list = []
+    with _COLLECT_LOCK:
+        _COLLECTORS.append(records)
+    try:
+        yield records
+    finally:
+        with _COLLECT_LOCK:
+            _COLLECTORS.remove(records)
+
+
+def environment() -> dict:
+    """What ran the computation: JAX/jaxlib versions, device, git commit."""
+    import jaxlib
+
+    d = jax.devices()[0]
+    return {"jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__, "device_kind": d.device_kind,
+            "platform": d.platform, "device_count": jax.device_count(), "process_count": jax.process_count(),
+            "git_commit": _git_commit()}
+
+
+# --------------------------------------------------------------------------------------
+# The sweep: plan -> execute (chunks) with a cache -> assemble
+# --------------------------------------------------------------------------------------
+class Sim(NamedTuple):
+    """A simulation bundle: the run function and what a sweep needs to label its outputs, so that a call is
+    ``sweep(sim, axes, seeds=..., key=...)``. Sim modules build it with ``sim(cfg)``."""
+
+    run: RunFn
+    cfg: Any  # the static config (recorded in the Dataset, hashed into the cache key)
+    steps: np.ndarray | None  # the record steps (coordinate ``step``)
+    dims: Mapping[str, tuple] = {}  # names of trailing axes of outputs, e.g. {"x": ("coord",)}
+    steps_per_run: int | None = None  # for the progress bar's steps/s
+
+    @classmethod
+    def of(cls, run: RunFn, cfg: Any, dims: Mapping[str, tuple] | None = None) -> Sim:
+        """The bundle of a config with ``steps()`` and ``n_steps`` (or ``horizon``)."""
+        n = getattr(cfg, "n_steps", None) or getattr(cfg, "horizon", None)
+        return cls(run, cfg, cfg.steps(), dict(dims or {}), n)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepPlan:
+    """Everything a sweep will do, decided and validated before any compute (see :func:`plan`)."""
+
+    run: RunFn
+    axes: dict
+    fixed: dict
+    mode: str
+    seeds: int
+    key: Array
+    steps: np.ndarray | None
+    dims: dict
+    coords: dict
+    cfg: Any
+    flat: dict  # name -> (n_points,) hparam values (swept and fixed), cast
+    hp_dims: list
+    hp_shape: list
+    n_points: int
+    seeds_per_chunk: int
+    points_per_chunk: int
+    per_run_bytes: int
+    dtype: np.dtype
+    n_dev: int
+    sweep_id: str
+    code_id: str
+    code_files: tuple
+    steps_per_run: int | None
+
+    @property
+    def chunks(self) -> list[tuple[int, int]]:
+        return list(itertools.product(range(0, self.n_points, self.points_per_chunk),
+                                      range(0, self.seeds, self.seeds_per_chunk)))
+
+    @property
+    def total_bytes(self) -> int:
+        return self.per_run_bytes * self.n_points * self.seeds
+
+
+def plan(
     run: RunFn,
+    axes: Mapping[str, Sequence[float]] | None = None,
+    *,
+    seeds: int,
+    key: Array,
+    steps: np.ndarray | None = None,
+    mode: str = "grid",
+    fixed: Mapping[str, float] | None = None,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    cfg: Any = None,
+    max_bytes: int = 256 * 2**20,
+    steps_per_run: int | None = None,
+    dtype: Any = None,
+) -> SweepPlan:
+    """Validate a sweep and lay it out in chunks, without computing it (arguments as :func:`sweep`).
+
+    Raises ``ValueError`` for: seeds < 1; an hparam both swept and fixed; a swept axis with a repeated value
+    (grid) or a repeated point (zip); an hparam name the run never reads (a misspelt name would otherwise be an
+    extra, identical dimension)."""
+    if not isinstance(seeds, (int, np.integer)) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+    axes = dict(axes or {})
+    fixed = dict(fixed or {})
+    overlap = set(axes) & set(fixed)
+    if overlap:
+        raise ValueError(f"hparams {sorted(overlap)} are both swept and fixed")
+    flat, hp_dims, hp_shape = _hparam_points(axes, mode)
+    n_points = int(np.prod(hp_shape)) if hp_shape else 1
+    fdtype = np.dtype(dtype or jnp.zeros(()).dtype)
+
+    def _cast(v):
+        v = np.asarray(v)
+        return v.astype(fdtype) if np.issubdtype(v.dtype, np.floating) else v
+
+    flat_all = {k: _cast(v) for k, v in flat.items()}
+    flat_all.update({k: np.full((n_points,), _cast(v)) for k, v in fixed.items()})
+
+    # shapes only: the per-run output size, and which hparam names the run reads
+    one_hp = {k: jnp.asarray(v[0]) for k, v in flat_all.items()}
+    out_shape, read = _trace_info(run, one_hp)
+    unread = sorted(set(flat_all) - read)
+    if unread:
+        raise ValueError(f"hparam(s) {unread} are not read by the run (misspelt?); it reads "
+                         f"{sorted(read) or 'no hparams'}")
+    per_run_bytes = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(out_shape))
+    need = 2 * per_run_bytes * n_points * int(seeds)  # the chunks and the assembled arrays
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise ValueError(
+            f"the sweep's outputs need about {need / 2**30:.3g} GiB ({int(seeds)} seeds x {n_points} hparam points x "
+            f"{per_run_bytes} bytes per run, twice while assembling) but {avail / 2**30:.3g} GiB of memory is "
+            "available: lower seeds, the number of points, n_steps or raise log_every")
+    n_dev = len(jax.devices())
+    s_c, h_c = _chunk_sizes(per_run_bytes, n_points, seeds, n_dev, max_bytes)
+    code_id, code_files = code_identity(getattr(run, "__module__", "") or "")
+    key_data = np.asarray(jax.random.key_data(key))
+    sweep_id = hashlib.sha256(json.dumps({
+        "cfg": config_to_json(cfg),
+        "axes": {k: np.asarray(v).tolist() for k, v in axes.items()},
+        "fixed": {k: np.asarray(v).tolist() for k, v in fixed.items()},
+        "mode": mode, "seeds": seeds, "key": key_data.tolist(), "layout": [s_c, h_c],
+        "dtype": str(fdtype), "x64": bool(jax.config.jax_enable_x64), "code": code_id,
+        "run": getattr(run, "__qualname__", repr(run)),
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    return SweepPlan(run, axes, fixed, mode, int(seeds), key, steps, dict(dims or {}), dict(coords or {}), cfg,
+                     flat_all, hp_dims, hp_shape, n_points, s_c, h_c, per_run_bytes, fdtype, n_dev, sweep_id, code_id,
+                     code_files, steps_per_run)
+
+
+def execute_chunk(p: SweepPlan, h0: int, s0: int) -> dict[str, np.ndarray]:
+    """Run hparam points ``h0 ..`` x seeds ``s0 ..`` of the plan in one compiled call (sharded over devices
+    along seeds); returns ``final/NAME`` and ``traj/NAME`` arrays of shape (points, seeds, ...)."""
+    devices = jax.devices()
+    mesh = jax.make_mesh((len(devices),), ("runs",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    seed_sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    repl = NamedSharding(mesh, PartitionSpec())
+    h_c, s_c = p.points_per_chunk, p.seeds_per_chunk
+    hp_idx = np.minimum(np.arange(h0, h0 + h_c), p.n_points - 1)  # pad by repeating the last
+    seed_idx = np.arange(s0, s0 + s_c)  # extra seeds beyond `seeds` are dropped afterwards
+    keys = jax.vmap(lambda i: jax.random.fold_in(p.key, i))(jnp.asarray(seed_idx))
+    keys = jax.device_put(keys, seed_sharding)
+    hps = {k: jax.device_put(jnp.asarray(v[hp_idx]), repl) for k, v in p.flat.items()}
+    if not hps:  # a sweep over seeds alone: vmap needs one mapped leaf (runs ignore this key)
+        hps = {"__point__": jax.device_put(jnp.zeros(h_c, jnp.int32), repl)}
+    final, traj = batched(p.run)(keys, hps)
+    jax.block_until_ready((final, traj))
+    nh = min(h_c, p.n_points - h0)
+    ns = min(s_c, p.seeds - s0)
+    cut = lambda x: np.asarray(x)[:nh, :ns]  # noqa: E731
+    return {f"final/{k}": cut(v) for k, v in final.items()} | {f"traj/{k}": cut(v) for k, v in traj.items()}
+
+
+def _chunk_path(p: SweepPlan, cache_dir, h0: int, s0: int) -> Path | None:
+    return None if cache_dir is None else Path(cache_dir) / p.sweep_id / f"chunk_h{h0}_s{s0}.npz"
+
+
+def cache_load(p: SweepPlan, cache_dir, h0: int, s0: int) -> dict | None:
+    """A finished chunk from the cache, or None (absent or unreadable: it is recomputed)."""
+    path = _chunk_path(p, cache_dir, h0, s0)
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:  # a damaged file is not data
+        log.warning("sweep cache: unreadable chunk %s is recomputed", path)
+        return None
+
+
+def cache_save(p: SweepPlan, cache_dir, h0: int, s0: int, res: dict) -> None:
+    """Save a chunk atomically (temporary file, then rename): an interruption loses only the chunk in flight."""
+    path = _chunk_path(p, cache_dir, h0, s0)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **res)
+    os.replace(tmp, path)
+
+
+def sweep(
+    run: RunFn | Sim,
     axes: Mapping[str, Sequence[float]] | None = None,
     *,
     seeds: int,
@@ -289,108 +647,41 @@ def sweep(
     steps_per_run: int | None = None,
     dtype: Any = None,
 ) -> xr.Dataset:
-    """Run ``run`` over named hparam ``axes`` x ``seeds`` and return an ``xarray.Dataset``.
+    """Run ``run`` over named hparam ``axes`` x ``seeds`` and return an ``xarray.Dataset``:
+    :func:`plan`, then :func:`execute_chunk` per chunk (through the cache), then :func:`assemble`.
 
     Args:
-      run: ``run(key, hparams) -> (final, traj)`` (see module docstring).
+      run: ``run(key, hparams) -> (final, traj)`` (see module docstring), or a :class:`Sim` bundle (it supplies
+        ``steps``, ``cfg``, ``dims`` and ``steps_per_run``).
       axes: name -> 1-D values. ``mode='grid'``: the Cartesian product (one dim per name);
-        ``mode='zip'``: equal-length lists zipped into one dim ``point``.
+        ``mode='zip'``: equal-length lists zipped into one dim ``point``. Repeated values are an error.
       seeds: number of seeds (>= 1). Seed ``s`` uses ``fold_in(key, s)``.
       key: typed PRNG key.
       steps: coordinate of the record axis of ``traj`` (dim ``step``).
-      fixed: hparams held constant (not swept) passed to every run.
+      fixed: hparams held constant (not swept) passed to every run (recorded in ``attrs['fixed_hparams']``).
       dims: extra dim names for trailing axes of a variable (``{"x": ("coord",)}``).
       coords: coordinates for extra dims.
       cfg: the static config (stored in attrs and hashed for the resume cache).
       max_bytes: memory bound on one chunk's outputs; chunks split (hparam x seed).
-      cache_dir: if given, each chunk is saved there as it finishes and a rerun of the same
-        sweep (same config hash) loads finished chunks instead of recomputing them.
+      cache_dir: if given, each chunk is saved there as it finishes and a rerun of the same sweep (same config,
+        hparams, key, layout AND code identity) loads finished chunks instead of recomputing them.
       progress: tqdm over chunks with steps/s (needs ``steps_per_run``).
       dtype: dtype to cast float hparams to (default: jax's default float).
 
-    The returned Dataset has ``diverged`` (bool) and ``diverged_step`` (int, -1 if finite)
-    per run; ``attrs['n_diverged']`` counts them and a warning is logged when any diverged.
+    The returned Dataset has ``diverged`` (bool) and ``diverged_step`` (int, -1 if finite) per run;
+    ``attrs['n_diverged']`` counts them and a warning is logged when any diverged. Its attrs say what made it:
+    the config, fixed hparams, code identity (hash of the sim's source files), git commit, JAX/jaxlib versions,
+    device and dtype.
     """
-    if not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
-    if max_bytes <= 0:
-        raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
-    axes = dict(axes or {})
-    fixed = dict(fixed or {})
-    overlap = set(axes) & set(fixed)
-    if overlap:
-        raise ValueError(f"hparams {sorted(overlap)} are both swept and fixed")
-    flat, hp_dims, hp_shape = _hparam_points(axes, mode)
-    n_points = int(np.prod(hp_shape)) if hp_shape else 1
-    fdtype = dtype or jnp.zeros(()).dtype
-
-    def _cast(v):
-        v = np.asarray(v)
-        return v.astype(fdtype) if np.issubdtype(v.dtype, np.floating) else v
-
-    flat_all = {k: _cast(v) for k, v in flat.items()}
-    flat_all.update({k: np.full((n_points,), _cast(v)) for k, v in fixed.items()})
-    if not flat_all:  # a run with no hparams still gets a (empty) dict
-        flat_all = {}
-
-    devices = jax.devices()
-    n_dev = len(devices)
-    mesh = jax.make_mesh(
-        (n_dev,), ("runs",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
-    )
-    seed_sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    repl = NamedSharding(mesh, PartitionSpec())
-
-    # per-run output size from shapes only
-    one_hp = {k: jnp.asarray(v[0]) for k, v in flat_all.items()}
-    out_shape = jax.eval_shape(run, jax.random.key(0), one_hp)
-    per_run_bytes = sum(
-        int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(out_shape)
-    )
-    s_c, h_c = _chunk_sizes(per_run_bytes, n_points, seeds, n_dev, max_bytes)
-    seed_blocks = list(range(0, seeds, s_c))
-    hp_blocks = list(range(0, n_points, h_c))
-
-    fn = batched(run)
-    key_data = np.asarray(jax.random.key_data(key))
-    sweep_id = hashlib.sha256(
-        json.dumps(
-            {
-                "cfg": config_to_json(cfg),
-                "axes": {k: np.asarray(v).tolist() for k, v in axes.items()},
-                "fixed": {k: np.asarray(v).tolist() for k, v in fixed.items()},
-                "mode": mode,
-                "seeds": seeds,
-                "key": key_data.tolist(),
-                "layout": [s_c, h_c],
-                "dtype": str(np.dtype(fdtype)),
-                "x64": bool(jax.config.jax_enable_x64),
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:16]
-    cache = Path(cache_dir) / sweep_id if cache_dir is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-
-    def run_chunk(h0: int, s0: int):
-        hp_idx = np.minimum(np.arange(h0, h0 + h_c), n_points - 1)  # pad by repeating the last
-        seed_idx = np.arange(s0, s0 + s_c)  # extra seeds beyond `seeds` are dropped afterwards
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_idx))
-        keys = jax.device_put(keys, seed_sharding)
-        hps = {k: jax.device_put(jnp.asarray(v[hp_idx]), repl) for k, v in flat_all.items()}
-        if not hps:  # a sweep over seeds alone: vmap needs one mapped leaf (runs ignore this key)
-            hps = {"__point__": jax.device_put(jnp.zeros(h_c, jnp.int32), repl)}
-        final, traj = fn(keys, hps)
-        jax.block_until_ready((final, traj))
-        nh = min(h_c, n_points - h0)
-        ns = min(s_c, seeds - s0)
-        cut = lambda x: np.asarray(x)[:nh, :ns]  # noqa: E731
-        return {f"final/{k}": cut(v) for k, v in final.items()} | {
-            f"traj/{k}": cut(v) for k, v in traj.items()
-        }
-
-    chunks = list(itertools.product(hp_blocks, seed_blocks))
+    if isinstance(run, Sim):  # the bundle supplies what the caller did not
+        steps = run.steps if steps is None else steps
+        cfg = run.cfg if cfg is None else cfg
+        dims = {**run.dims, **(dims or {})}
+        steps_per_run = steps_per_run or run.steps_per_run
+        run = run.run
+    p = plan(run, axes, seeds=seeds, key=key, steps=steps, mode=mode, fixed=fixed, dims=dims, coords=coords, cfg=cfg,
+             max_bytes=max_bytes, steps_per_run=steps_per_run, dtype=dtype)
+    chunks = p.chunks
     results: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     bar = None
     if progress:
@@ -400,19 +691,14 @@ def sweep(
     t_start = time.perf_counter()
     done_steps = 0
     for h0, s0 in chunks:
-        path = cache / f"chunk_h{h0}_s{s0}.npz" if cache is not None else None
-        if path is not None and path.exists():
-            with np.load(path) as z:
-                results[(h0, s0)] = {k: z[k] for k in z.files}
-        else:
-            res = run_chunk(h0, s0)
-            if path is not None:
-                tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, **res)
-                os.replace(tmp, path)  # atomic: an interruption loses only the chunk in flight
-            results[(h0, s0)] = res
+        res = cache_load(p, cache_dir, h0, s0)
+        if res is None:
+            res = execute_chunk(p, h0, s0)
+            cache_save(p, cache_dir, h0, s0, res)
             if steps_per_run:
-                done_steps += steps_per_run * min(h_c, n_points - h0) * min(s_c, seeds - s0)
+                done_steps += steps_per_run * min(p.points_per_chunk, p.n_points - h0) * min(p.seeds_per_chunk,
+                                                                                          seeds - s0)
+        results[(h0, s0)] = res
         if bar is not None:
             el = time.perf_counter() - t_start
             if steps_per_run and el > 0:
@@ -420,33 +706,44 @@ def sweep(
             bar.update(1)
     if bar is not None:
         bar.close()
+    return assemble(p, results)
 
-    # assemble [P, S, ...]
-    names = list(results[chunks[0]].keys())
+
+def assemble(p: SweepPlan, results: Mapping[tuple[int, int], dict]) -> xr.Dataset:
+    """The chunks' arrays ([points, seeds, ...]) as one self-describing Dataset."""
+    hp_blocks = sorted({h for h, _ in results})
+    seed_blocks = sorted({s for _, s in results})
+    names = list(results[(hp_blocks[0], seed_blocks[0])].keys())
     full = {}
     for name in names:
-        rows = []
-        for h0 in hp_blocks:
-            rows.append(np.concatenate([results[(h0, s0)][name] for s0 in seed_blocks], axis=1))
+        rows = [np.concatenate([results[(h0, s0)][name] for s0 in seed_blocks], axis=1) for h0 in hp_blocks]
         full[name] = np.concatenate(rows, axis=0)
+    ds = _to_dataset(full, hp_dims=p.hp_dims, hp_shape=p.hp_shape, axes=p.axes, mode=p.mode, seeds=p.seeds,
+                     steps=p.steps, dims=p.dims, coords=p.coords)
+    fixed = {k: np.asarray(v).tolist() for k, v in p.fixed.items()}
+    n_div = int(ds.diverged.sum())
+    ds.attrs.update({
+        "config": config_to_json(p.cfg),
+        "fixed_hparams": json.dumps(fixed, sort_keys=True),
+        "sweep_id": p.sweep_id,
+        "code_id": p.code_id,
+        "code_files": ",".join(p.code_files),
+        "dtype": str(p.dtype),
+        "x64": int(bool(jax.config.jax_enable_x64)),
+        "n_diverged": n_div,
+    } | environment())
+    record = {"sweep_id": p.sweep_id, "code_id": p.code_id, "config": config_to_json(p.cfg),
+              "axes": {k: np.asarray(v).tolist() for k, v in p.axes.items()}, "fixed": fixed, "mode": p.mode,
+              "seeds": p.seeds, "n_runs": int(ds.diverged.size), "n_diverged": n_div, "dtype": str(p.dtype)}
+    with _COLLECT_LOCK:
+        for c in _COLLECTORS:
+            c.append(record)
+    if n_div:
+        log.warning("sweep %s: %d of %d runs diverged", p.sweep_id, n_div, ds.diverged.size)
+    return ds
 
-    return _to_dataset(
-        full,
-        hp_dims=hp_dims,
-        hp_shape=hp_shape,
-        axes=axes,
-        mode=mode,
-        seeds=seeds,
-        steps=steps,
-        dims=dims or {},
-        coords=coords or {},
-        cfg=cfg,
-        sweep_id=sweep_id,
-        n_dev=n_dev,
-    )
 
-
-def _to_dataset(full, *, hp_dims, hp_shape, axes, mode, seeds, steps, dims, coords, cfg, sweep_id, n_dev):
+def _to_dataset(full, *, hp_dims, hp_shape, axes, mode, seeds, steps, dims, coords):
     data_vars = {}
     lead = list(hp_dims) + ["seed"]
     lead_shape = list(hp_shape) + [seeds]
@@ -489,24 +786,7 @@ def _to_dataset(full, *, hp_dims, hp_shape, axes, mode, seeds, steps, dims, coor
     if steps is not None:
         cds["step"] = np.asarray(steps)
     cds.update(coords)
-    n_div = int((div_step >= 0).sum())
-    ds = xr.Dataset(data_vars, coords=cds)
-    ds.attrs.update(
-        {
-            "config": config_to_json(cfg),
-            "sweep_id": sweep_id,
-            "jax_version": jax.__version__,
-            "device_kind": jax.devices()[0].device_kind,
-            "platform": jax.devices()[0].platform,
-            "device_count": n_dev,
-            "git_commit": _git_commit(),
-            "n_diverged": n_div,
-        }
-    )
-    if n_div:
-        log.warning("sweep %s: %d of %d runs diverged", sweep_id, n_div, div_step.size)
-    return ds
-
+    return xr.Dataset(data_vars, coords=cds)
 
 # --------------------------------------------------------------------------------------
 # Tuning a peak lr per schedule (comparisons at each schedule's own optimum)

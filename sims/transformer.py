@@ -21,6 +21,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from sims.config import check_fields
+
 __all__ = ["TransformerConfig", "init", "apply"]
 
 
@@ -36,6 +38,7 @@ class TransformerConfig:
     init: str = "torch"  # "torch": PyTorch defaults as the authors' code; "gpt2": N(0, 0.02) embeddings
 
     def __post_init__(self):
+        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
         if self.vocab < 2 or self.max_len < 1 or self.n_layers < 1 or self.n_heads < 1:
             raise ValueError("vocab >= 2, max_len >= 1, n_layers >= 1, n_heads >= 1 required")
         if self.d_model % self.n_heads:

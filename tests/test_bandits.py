@@ -150,6 +150,10 @@ def test_determinism():
     (lambda: BanditConfig(rho_bar=float("nan")), "rho_bar"),
     (lambda: BanditConfig(instance="mars"), "instance"),
     (lambda: tb.epoch_lengths(1.0, 3), "rho_bar"),
+    (lambda: BanditConfig(instance=("synthetic", "synthetic:ball")), "share arm and state shapes"),
+    (lambda: BanditConfig(instance=("synthetic", "synthetic")), "distinct names"),
+    (lambda: BanditConfig(instance=()), "non-empty"),
+    (lambda: BanditConfig(noise_variance=("authors", "m")), "noise_variance"),
 ])
 def test_bad_input(make, msg):
     with pytest.raises(ValueError, match=msg):
@@ -171,3 +175,22 @@ def test_one_compiled_call_runs_every_linear_variant_without_recompiling():
         solo = sweep(make_run(BanditConfig(instance="synthetic", algorithms=("dlinucblog",), horizon=500,
                                            log_every=100)), None, **kw)
     np.testing.assert_array_equal(both.pseudo_regret.isel(alg=2).values, solo.pseudo_regret.values)
+
+
+@pytest.mark.parametrize("algs", [("dynlinucblog", "linucb"), ("dlinucb",)])
+def test_stacked_instances_and_noise_variances_equal_separate_runs(algs):
+    """Instances and noise variances stacked as arrays (one compiled call, the figure's layout) give each
+    (instance, noise variance, algorithm) exactly the actions and pseudo-regret of its own config."""
+    insts, nvs = ("synthetic", "real"), ("authors", "exact")
+    kw = dict(seeds=2, key=jax.random.key(5), progress=False, dims={"h_hat": ("c",)})
+    with jax.enable_x64(True):
+        cfg = BanditConfig(instance=insts, algorithms=algs, horizon=1000, log_every=100, noise_variance=nvs)
+        ax = {"inst": [0, 1], "nv": [0, 1], "alg": list(range(len(algs)))}
+        st = sweep(make_run(cfg), ax, steps=cfg.steps(), **kw)
+        for i, inst in enumerate(insts):
+            for v, nv in enumerate(nvs):
+                one = BanditConfig(instance=inst, algorithms=algs, horizon=1000, log_every=100, noise_variance=nv)
+                ds = sweep(make_run(one), {"alg": list(range(len(algs)))}, steps=one.steps(), **kw)
+                sel = dict(inst=i, nv=v)
+                np.testing.assert_array_equal(st.arm_played.isel(sel).values, ds.arm_played.values)
+                np.testing.assert_array_equal(st.pseudo_regret.isel(sel).values, ds.pseudo_regret.values)

@@ -61,7 +61,7 @@ def test_transformer_is_causal_and_interventions_act():
 def test_bb_training_learns_backcopy_quickly():
     """A tiny 1-layer model learns to copy after triggers: trigger-position loss falls below 0.5 nats
     (from ~log V) in 300 Adam steps; records and intervention losses are finite."""
-    cfg = BBConfig(V=12, seq_len=16, batch=32, n_steps=300, log_every=100, d_model=32, eval_batch=32)
+    cfg = BBConfig(data="zipf", V=12, seq_len=16, batch=32, n_steps=300, log_every=100, d_model=32, eval_batch=32)
     ds = sweep(make_run(cfg), {"lr": [3e-3]}, seeds=1, key=jax.random.key(0), steps=cfg.steps(), progress=False,
                dims=SWEEP_DIMS)
     lt = ds.loss_trigger.isel(lr=0, seed=0).values
@@ -71,7 +71,8 @@ def test_bb_training_learns_backcopy_quickly():
     assert float(ds.no_attn_trigger.mean()) > 2 * float(ds.full_trigger.mean())
 
 
-@pytest.mark.parametrize("make", [lambda: BBConfig(k_triggers=0), lambda: BBConfig(V=1), lambda: BBConfig(seq_len=2),
+@pytest.mark.parametrize("make", [lambda: BBConfig(k_triggers=0), lambda: BBConfig(data="zipf", V=1),
+                                  lambda: BBConfig(seq_len=2),
                                   lambda: BBConfig(optimizer="lamb"), lambda: TransformerConfig(d_model=10, n_heads=3),
                                   lambda: TransformerConfig(attention="linear"), lambda: tb.triggers_of(np.eye(3), 3),
                                   lambda: tb.backcopy_oracle(np.eye(3), [0], 2),
@@ -129,7 +130,7 @@ def test_mutual_reinforcement_controls():
 
 def test_bb_run_deterministic_and_no_recompile():
     """Same key -> bit-identical results; another key -> different; a new lr value does not retrace."""
-    cfg = BBConfig(V=8, seq_len=8, batch=8, n_steps=20, log_every=10, d_model=16, eval_batch=8)
+    cfg = BBConfig(data="zipf", V=8, seq_len=8, batch=8, n_steps=20, log_every=10, d_model=16, eval_batch=8)
     run = jax.jit(make_run(cfg))
     f1, t1 = run(jax.random.key(3), {"lr": jnp.float32(1e-3)})
     f2, t2 = run(jax.random.key(3), {"lr": jnp.float32(1e-3)})
@@ -148,7 +149,7 @@ def test_sink_needs_the_torch_default_init():
     sink (BOS weight < 0.5). Thresholds from the paper's 0.9 dormancy cut."""
     out = {}
     for scheme in ("torch", "gpt2"):
-        cfg = BBConfig(V=16, seq_len=16, batch=32, n_steps=600, log_every=100, d_model=32, eval_batch=64,
+        cfg = BBConfig(data="zipf", V=16, seq_len=16, batch=32, n_steps=600, log_every=100, d_model=32, eval_batch=64,
                        init=scheme)
         ds = sweep(make_run(cfg), {"lr": [3e-3]}, seeds=2, key=jax.random.key(0), steps=cfg.steps(), progress=False,
                    dims=SWEEP_DIMS).isel(lr=0, layer=0, step=-1)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sims import schedules as S
@@ -44,6 +44,7 @@ def test_family_is_vmappable_over_shape_and_fraction():
 @settings(max_examples=40, deadline=None)
 @given(peak=st.floats(1e-4, 10), frac=st.floats(0, 1), m=st.floats(0.01, 1), shape=st.sampled_from(S.DECAY_SHAPES),
        warm=st.integers(0, 50))
+@example(peak=1.0, frac=0.004481105416379928, m=0.03125, shape="linear", warm=0)  # a 4.5-step decay (float32 bound)
 def test_family_properties(peak, frac, m, shape, warm):
     """After warmup the lr is non-increasing, starts at the peak, stays in [m*peak, peak]
     (exponential: floor max(m, 1e-3)), and ends at m*peak when there is a decay phase."""
@@ -53,7 +54,11 @@ def test_family_properties(peak, frac, m, shape, warm):
     assert np.all(lr <= peak * (1 + 1e-6))
     assert np.all(post >= m * peak * (1 - 1e-5))
     if frac * T >= 1 and T * (1 - frac) >= warm:
-        assert lr[T] == pytest.approx(m * peak, rel=1e-4)
+        # float32: the decay's start T(1 - frac) is rounded by up to ulp(T)/2, which moves the progress at step T
+        # by ulp(T)/(frac T); for a decay of a few steps this exceeds the 1e-4 relative term (hypothesis found
+        # frac T = 4.5 steps, m = 0.031: error 5.7e-6 = 1.8e-4 relative, within the bound below)
+        ulp = float(np.spacing(np.float32(T)))
+        assert abs(lr[T] - m * peak) <= 1e-4 * m * peak + 2 * peak * ulp / (frac * T)
 
 
 def test_cyclic_cosine_restarts():

@@ -13,7 +13,8 @@ from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 from sims.transformer import apply
 
-BASE = BBConfig(V=8, seq_len=8, batch=16, d_model=16, n_layers=2, n_steps=300, log_every=100, eval_batch=32)
+BASE = BBConfig(data="zipf", V=8, seq_len=8, batch=16, d_model=16, n_layers=2, n_steps=300, log_every=100,
+                eval_batch=32)
 
 
 @functools.cache

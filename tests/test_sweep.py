@@ -119,7 +119,7 @@ def test_nan_is_flagged_with_its_step():
         res = sw.scan_with_records(key, step, jnp.zeros(()), lambda s, t: {"x": s}, n_steps=100, log_every=10)
         return {"diverged_step": res.diverged_step}, res.traj
 
-    ds = sw.sweep(run, {"lr": [0.1]}, seeds=2, key=jax.random.key(0), steps=sw.record_steps(100, 10),
+    ds = sw.sweep(run, None, seeds=2, key=jax.random.key(0), steps=sw.record_steps(100, 10),
                   progress=False)
     assert ds.diverged.all() and (ds.diverged_step == 37).all()
     assert ds.attrs["n_diverged"] == 2
@@ -232,3 +232,95 @@ def test_tune_lr_divergence_brackets_from_above_and_initial_is_not_rerun():
 def test_tune_lr_bad_grid(kw):
     with pytest.raises(ValueError, match="lrs"):
         sw.tune_lr(_bowl([1.0])[0], 1, **kw)
+
+
+# ---- plan / validation / provenance (architecture issue) ----
+def test_misspelt_hparam_is_an_error_not_a_dimension():
+    """The run reads ``lr``; ``lrr`` would otherwise be an extra dimension of identical runs."""
+    with pytest.raises(ValueError, match=r"\['lrr'\] are not read by the run.*reads \[.*'lr'"):
+        sw.sweep(make_run(CFG), {"lrr": [0.1, 0.2]}, fixed={"lr": 0.1}, seeds=2, key=jax.random.key(0),
+                 progress=False)
+    with pytest.raises(ValueError, match="not read"):
+        sw.plan(make_run(CFG), {"lr": [0.1]}, fixed={"noise_scale": 1.0}, seeds=2, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("axes, mode, match", [
+    ({"lr": [0.1, 0.1]}, "grid", r"'lr' repeats the value\(s\) \[0.1\]"),
+    ({"lr": [0.1, 0.2, 0.1], "decay_fraction": [0.0, 0.5, 0.0]}, "zip", r"repeats the point\(s\) \[\(0.1, 0.0\)\]"),
+])
+def test_repeated_hparam_values_are_an_error(axes, mode, match):
+    with pytest.raises(ValueError, match=match):
+        sw.plan(make_run(CFG), axes, mode=mode, seeds=2, key=jax.random.key(0))
+
+
+def test_zip_may_repeat_a_value_in_distinct_points():
+    p = sw.plan(make_run(CFG), {"lr": [0.1, 0.1], "decay_fraction": [0.0, 0.5]}, mode="zip", seeds=2,
+                key=jax.random.key(0))
+    assert p.n_points == 2
+
+
+def test_dataset_says_what_made_it():
+    ds = sw.sweep(make_run(CFG), {"lr": [0.1, 0.2]}, fixed={"decay_fraction": 0.5}, seeds=2,
+                  key=jax.random.key(0), cfg=CFG, steps=CFG.steps(), progress=False)
+    assert json.loads(ds.attrs["fixed_hparams"]) == {"decay_fraction": 0.5}
+    assert "sims/quadratic.py" in ds.attrs["code_files"] and "sims/sweep.py" in ds.attrs["code_files"]
+    assert "theory/quadratic.py" not in ds.attrs["code_files"] or "theory" in open(
+        sw._SUITE_ROOT / "sims" / "quadratic.py").read()
+    for k in ("code_id", "jaxlib_version", "dtype", "x64", "platform", "process_count"):
+        assert k in ds.attrs, k
+    assert ds.attrs["code_id"] == sw.code_identity("sims.quadratic")[0]
+
+
+def test_code_identity_changes_with_the_source(tmp_path, monkeypatch):
+    """The hash covers the sim's module and the suite modules it imports: editing one changes it."""
+    root = tmp_path
+    (root / "sims").mkdir()
+    (root / "sims" / "a.py").write_text("from sims import b\n")
+    (root / "sims" / "b.py").write_text("X = 1\n")
+    monkeypatch.setattr(sw, "_SUITE_ROOT", root)
+    sw.code_identity.cache_clear()
+    try:
+        h1, files = sw.code_identity("sims.a")
+        assert files == ("sims/a.py", "sims/b.py")
+        sw.code_identity.cache_clear()
+        (root / "sims" / "b.py").write_text("X = 2\n")
+        h2, _ = sw.code_identity("sims.a")
+        assert h1 != h2
+    finally:
+        sw.code_identity.cache_clear()
+
+
+def test_cache_is_not_reused_after_the_code_changed(tmp_path, monkeypatch):
+    """Same sweep, other code identity -> another cache entry, recomputed."""
+    _sweep(cache_dir=tmp_path)
+    first = {p.parent.name for p in tmp_path.rglob("chunk_*.npz")}
+    monkeypatch.setattr(sw, "code_identity", lambda m: ("edited-code", ()))
+    _sweep(cache_dir=tmp_path)
+    both = {p.parent.name for p in tmp_path.rglob("chunk_*.npz")}
+    assert len(first) == 1 and len(both) == 2
+
+
+def test_a_damaged_cache_chunk_is_recomputed(tmp_path):
+    full = _sweep(cache_dir=tmp_path)
+    for p in tmp_path.rglob("chunk_*.npz"):
+        p.write_bytes(b"truncated")
+    again = _sweep(cache_dir=tmp_path)
+    xr.testing.assert_identical(full.drop_attrs(), again.drop_attrs())
+
+
+def test_provenance_is_collected_across_sweeps():
+    with sw.collect_provenance() as recs:
+        _sweep(seeds=2)
+        sw.sweep(make_run(CFG), {"lr": [1e3]}, seeds=3, key=jax.random.key(0), progress=False)
+    assert len(recs) == 2
+    assert recs[0]["n_runs"] == 8 and recs[1]["n_runs"] == 3
+    assert recs[1]["n_diverged"] == 3  # lr = 1000 on curvature 3 diverges
+
+
+def test_a_sweep_larger_than_memory_is_refused_before_compute(monkeypatch):
+    """1e9 seeds x 52 bytes per run cannot be held: refused at planning, with the estimate and the knobs."""
+    calls = []
+    monkeypatch.setitem(sw._BATCHED, make_run(CFG), lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match=r"need about .* GiB \(1000000000 seeds x 4 hparam points"):
+        _sweep(seeds=10**9)
+    assert calls == []
