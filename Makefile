@@ -45,4 +45,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf figures/out .pytest_cache .ruff_cache .sweep_cache
+	rm -rf figures/out .pytest_cache .ruff_cache .sweep_cache build *.egg-info

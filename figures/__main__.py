@@ -53,6 +53,9 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
         sp.set_defaults(preset="quick")
         sp.add_argument("--seeds", type=int, default=None, help="number of seeds (>= 1)")
         sp.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
+        sp.add_argument("--no-cache", dest="cache", action="store_false",
+                        help=f"do not keep finished sweep chunks under OUT/{_core.CACHE_DIR} (default: keep them, "
+                        "so that an interrupted run resumes)")
 
     r = sub.add_parser("run", help="run one figure (NAME --help lists its config fields)", epilog=run_epilog,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,10 +105,16 @@ def main(argv=None) -> int:
     failed = []
     for n in names:
         try:
-            claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out)
+            claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out, args.cache)
         except ValueError as e:  # input only the computation could judge (e.g. a sweep too large): nothing written
             print(f"error: {n}: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            out = args.out or _core.OUT_DIR
+            keep = (f"finished sweep chunks are kept in {Path(out) / _core.CACHE_DIR}; run the same command again "
+                    "to resume") if args.cache else "nothing kept (--no-cache)"
+            print(f"\ninterrupted during {n}: {keep}", file=sys.stderr)
+            return 130
         except _core.Diverged as e:  # reported, never plotted: the next figure still runs
             print(f"error: {n}: {e}", file=sys.stderr)
             failed.append(n)

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from sims import config as _config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+CACHE_DIR = ".sweep_cache"  # under the output folder: finished sweep chunks, for resuming
 # in a checkout: figures/out; installed (pip install .): ./figures-out in the working directory
 OUT_DIR = HERE / "out" if (HERE.parent / "Makefile").exists() else Path.cwd() / "figures-out"
 STYLE = HERE / "style.mplstyle"
@@ -283,21 +284,26 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=(), out: Path | None = None):
+def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=(), out: Path | None = None,
+               cache: bool = True):
     """Compute, check and draw one figure. Returns its claims.
 
     Outputs are atomic: the PNG, NetCDF and claims JSON are written into a temporary folder inside ``out`` and
     then renamed into place (claims last), so an interruption leaves either the previous complete file or the new
-    one, never a truncated one; ``REPORT.md`` is rebuilt the same way."""
+    one, never a truncated one; ``REPORT.md`` is rebuilt the same way.
+
+    ``cache=True``: every sweep saves its finished chunks under ``OUT/.sweep_cache`` (keyed by config, hparams,
+    key, layout and code identity), so an interrupted figure resumes where it stopped when the same command is
+    run again, with the same bits."""
     import xarray as xr  # noqa: F401  (imported lazily: `figures list` stays fast)
 
     mod = load(name)
     cfg = resolve_config(mod, preset, seeds, sets)
     out = check_out_dir(out)
-    from sims.sweep import collect_provenance
+    from sims.sweep import collect_provenance, default_cache
 
     t0 = time.perf_counter()
-    with collect_provenance() as sweeps:
+    with collect_provenance() as sweeps, default_cache(out / CACHE_DIR if cache else None):
         ds = mod.compute(cfg)
     claims = mod.claims(ds, cfg)
     for c in claims:

@@ -65,7 +65,7 @@ def compute_all(cfg: Config):
     if bool(ds_b.diverged.any()):
         raise Diverged("bigram mask training diverged for some lambda; not plotting it")
     out = xr.Dataset()
-    for v in ("kept_total", "pearson_r", "ce_bigram", "stop_step", "kept_block"):
+    for v in ("kept_total", "pearson_r", "pearson_r_all", "ce_bigram", "stop_step", "kept_block"):
         out[v] = ds_b[v]
     out["ce_bigram_oracle"] = ds_b.ce_bigram_oracle.isel(lam=0, seed=0)
     out["kept_traj"] = ds_b.kept

@@ -21,10 +21,12 @@ PAPER = "Guo, Pai, Bai, Jiao, Jordan, Mei 2024 (arXiv 2410.13835), Sec. 2 (Fig. 
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
-    sim: BBConfig = BBConfig(seq_len=32, batch=64, n_steps=2000, log_every=100, d_model=64, n_layers=1)
+    # 6000 steps: on the Shakespeare chain the sink needs them (at 2000 steps the BOS weight at non-trigger
+    # queries was 0.31, 0.82, 0.89 in three seeds; at 6000: 0.96, 0.996, 0.999); the sink deepens with training
+    sim: BBConfig = BBConfig(seq_len=32, batch=64, n_steps=6000, log_every=200, d_model=64, n_layers=1)
     seeds: int = param(3, ge=1, help="independently initialized models (one vmapped call)")
     lr: float = param(3e-3, gt=0, help="AdamW step (paper: 3e-4 at d=256, 10k steps)")
-    control_seeds: int = param(2, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
+    control_seeds: int = param(1, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
 
     def check(self):
         if self.sim.n_layers != 1 or self.sim.attention != "softmax" or self.sim.optimizer != "adamw":

@@ -21,24 +21,28 @@ PAPER = "Chen, Liu, Liang, Liu, ICLR 2024 (arXiv 2310.05898), Sec. 3"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    # the two sims this figure runs: the KKT panel (Rosenbrock from X0) and the box-entry panel (every step of many
+    # far-away starts with noisy gradients on a quadratic)
+    kkt: LionConfig = LionConfig(problem="rosenbrock", d=2, n_steps=6000, log_every=12, x0=(3.0, -4.0))
+    box: LionConfig = LionConfig(problem="quadratic", d=8, n_steps=6000, log_every=1, x0_scale=20.0, grad_noise=5.0)
     seeds: int = param(256, ge=1, help="random far-away starts with noisy gradients (box-entry panel)")
     lr: float = param(1e-2, gt=0, help="epsilon")
     lambdas: tuple[float, ...] = param((1 / 0.6, 1 / 0.3), gt=0, help="weight decays (box radius 1/lambda)")
-    n_steps: int = param(6000, ge=100)
-    d: int = param(8, ge=1, help="dimension of the box-entry quadratic")
-    x0_scale: float = param(20.0, gt=0)
-    grad_noise: float = param(5.0, ge=0, help="gradient noise in the box-entry panel ('whatever the gradients')")
     key_seed: int = param(0, ge=0)
 
     def check(self):
         if self.lr * max(self.lambdas) > 1:
             raise ValueError(f"need lr * lambda <= 1 for the phase-1 bound, got {self.lr * max(self.lambdas)}")
-        if self.n_steps % 100:
-            raise ValueError("n_steps must be a multiple of 100")
+        if self.kkt.problem != "rosenbrock" or self.kkt.d != 2 or self.box.problem != "quadratic":
+            raise ValueError("kkt must be the 2-d Rosenbrock problem and box a quadratic (kkt.problem, box.problem)")
+        if self.box.log_every != 1:
+            raise ValueError("box.log_every must be 1 (the box-entry bound is checked at every step)")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=4096, lr=1e-3, n_steps=60000)}
-X0 = (3.0, -4.0)
+PRESETS = {"quick": Config(),
+           "full": Config(kkt=LionConfig(problem="rosenbrock", d=2, n_steps=60000, log_every=120, x0=(3.0, -4.0)),
+                          box=LionConfig(problem="quadratic", d=8, n_steps=60000, log_every=1, x0_scale=20.0,
+                                         grad_noise=5.0), seeds=4096, lr=1e-3)}
 
 
 def compute(cfg):
@@ -48,8 +52,7 @@ def compute(cfg):
     lams = list(cfg.lambdas) + [0.0]
     trajs, limits = [], []
     for lam in lams:
-        rc = LionConfig(problem="rosenbrock", d=2, n_steps=cfg.n_steps, log_every=cfg.n_steps // 100 // 5, x0=X0)
-        xbar, ds = averaged_limit(rc, cfg.lr, lam, key=key)
+        xbar, ds = averaged_limit(cfg.kkt, cfg.lr, lam, key=key)
         trajs.append(ds.x.isel(lr=0, seed=0).values)
         limits.append(xbar[0])
     parts["traj"] = (("lam", "tstep", "coord"), np.stack(trajs))
@@ -57,8 +60,7 @@ def compute(cfg):
     refs = [tl.solve_composite(f, tl.get_kappa("l1"), lam, 2) if lam > 0 else np.array([1.0, 1.0]) for lam in lams]
     parts["ref"] = (("lam", "coord"), np.stack(refs))
     # box entry: every step of many seeds, noisy gradients, far-away starts
-    bc = LionConfig(problem="quadratic", d=cfg.d, n_steps=cfg.n_steps, log_every=1, x0_scale=cfg.x0_scale,
-                    grad_noise=cfg.grad_noise)
+    bc = cfg.box
     lam = cfg.lambdas[0]
     with jax.enable_x64(True):  # float64: the bound is checked to float64 rounding
         db = sweep(sim(bc), {"lr": [cfg.lr]}, fixed={"weight_decay": lam}, seeds=cfg.seeds, key=key,
@@ -126,7 +128,7 @@ def plot(ds, cfg):
             ax1.add_patch(plt.Rectangle((-r, -r), 2 * r, 2 * r, fill=False, ec=c, ls="--", lw=1))
             ax1.plot(*ds.ref.values[i], "*", color=c, ms=12, mec="k", zorder=5)
     ax1.plot(1, 1, "k*", ms=12, label="unconstrained min (1, 1)")
-    ax1.plot(*X0, "ko", ms=5)
+    ax1.plot(*cfg.kkt.x0, "ko", ms=5)
     ax1.set(xlim=(-4.5, 4.5), ylim=(-4.5, 4.5), xlabel="$x_1$", ylabel="$x_2$", aspect="equal",
             title=rf"Lion on $(1-x_1)^2+5(x_2-x_1^2)^2$, $\epsilon={cfg.lr:g}$ ($\star$: L-BFGS-B box solution)")
     ax1.legend(fontsize=7, loc="lower right")
@@ -137,6 +139,6 @@ def plot(ds, cfg):
     ax2.plot(t, ds.bound_max.values.max(0), "k--", lw=1.2, label=r"bound $(1-\epsilon\lambda)^t\max_s$ excess$_0$")
     ax2.plot([], [], color="C0", lw=0.8, label=f"max coordinate excess (30 of {ex.shape[0]} seeds)")
     ax2.set(yscale="log", ylim=(1e-14, None), xlabel="step", ylabel=r"$\max_i(|x_i|-1/\lambda)_+$",
-            title=rf"box entry, $d={cfg.d}$ quadratic, gradient noise $\sigma={cfg.grad_noise:g}$")
+            title=rf"box entry, $d={cfg.box.d}$ quadratic, gradient noise $\sigma={cfg.box.grad_noise:g}$")
     ax2.legend(fontsize=7)
     return fig

@@ -37,9 +37,12 @@ def claims(ds, cfg):
                       f"r={float(ds.pearson_r.sel(lam=lam).mean()):.3f}" for lam in ds.lam.values)
     out.append(Claim("bigram_subnetwork_small",
                      "a small fraction of the block parameters reproduces the true bigram: Pearson r between "
-                     "subnetwork and bigram surprisal > 0.95 (held-out Bigram-Backcopy text)",
+                     "subnetwork and bigram surprisal > 0.95 (held-out Bigram-Backcopy text, non-trigger positions: "
+                     "there the next token is a bigram draw; at a trigger it is the copy, whose bigram probability "
+                     "can be 0)",
                      f"r > {cfg.r_target} with a small kept fraction",
-                     f"at lambda*={lam_star:g}: r {fmt(r, 4)}, kept {fmt(kept, 3)} (curve: {curve})",
+                     f"at lambda*={lam_star:g}: r {fmt(r, 4)} (all positions: {fmt(d.pearson_r_all.values, 3)}), "
+                     f"kept {fmt(kept, 3)} (curve: {curve})",
                      "r >= r_target in every seed and kept < 10% of block parameters",
                      bool(ds.attrs["lam_star_meets_target"] and np.all(r >= cfg.r_target) and np.all(kept < 0.10))))
     kb = d.kept_block.mean("seed")

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from theory import lion as tl
 
@@ -94,15 +94,15 @@ class LionConfig:
     ``weight_decay`` (lambda), ``b1``, ``b2``.
     """
 
-    problem: str = "quadratic"
-    d: int = 2
-    problem_seed: int = 0
-    kappa: str = "l1"
-    n_steps: int = 2000
-    log_every: int = 10
-    x0_scale: float = 0.0
-    x0: tuple[float, ...] = ()  # fixed start (overrides x0_scale)
-    grad_noise: float = 0.0
+    problem: str = param("quadratic", help="test problem of theory.lion.problem (quadratic, rosenbrock, ...)")
+    d: int = param(2, ge=1, le=10**6, help="dimension")
+    problem_seed: int = param(0, ge=0, help="seed of the problem's random data")
+    kappa: str = param("l1", help="the convex function K of Lion-K (theory.lion.get_kappa): l1 = sign, Lion's own")
+    n_steps: int = param(2000, ge=1, le=10**9, help="optimizer steps")
+    log_every: int = param(10, ge=1, help="record every log_every steps (divides n_steps)")
+    x0_scale: float = param(0.0, ge=0, help="random start x0 ~ x0_scale N(0, I) per seed")
+    x0: tuple[float, ...] = param((), help="fixed start (overrides x0_scale)")
+    grad_noise: float = param(0.0, ge=0, help="std of additive Gaussian gradient noise")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)

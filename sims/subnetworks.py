@@ -137,10 +137,13 @@ def extended_bigram(cfg: SubnetConfig) -> np.ndarray:
     return E
 
 
-def _pearson(a, b):
-    a = a - a.mean()
-    b = b - b.mean()
-    return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+def _pearson(a, b, w=None):
+    """Pearson r of a and b over the entries where ``w`` (default: all)."""
+    w = jnp.ones_like(a) if w is None else w.astype(a.dtype)
+    n = jnp.sum(w)
+    a = a - jnp.sum(w * a) / n
+    b = b - jnp.sum(w * b) / n
+    return jnp.sum(w * a * b) / jnp.sqrt(jnp.sum(w * a * a) * jnp.sum(w * b * b))
 
 
 def make_run(cfg: SubnetConfig, base_params):
@@ -186,7 +189,7 @@ def make_run(cfg: SubnetConfig, base_params):
             stop_new = jnp.where(~done & (undecided(s_new, T_new) < cfg.undecided_stop), t + 1, stop)
             return (s_new, ost_new, T_new, stop_new)
 
-        x_ev, y_ev, _, _ = sample_batch(b, k_eval, cfg.eval_batch)
+        x_ev, y_ev, _, non_ev = sample_batch(b, k_eval, cfg.eval_batch)
 
         def record(state, t):
             s, _, T, _ = state
@@ -206,7 +209,12 @@ def make_run(cfg: SubnetConfig, base_params):
         sur_sub = -jnp.take_along_axis(logp, y_ev[..., None], -1)[..., 0]
         sur_big = -logE[x_ev, y_ev]
         final = {"diverged_step": res.diverged_step, "mask": hard.astype(jnp.bool_), "kept_block": kept_blocks,
-                 "kept_total": jnp.mean(hard), "stop_step": stop, "pearson_r": _pearson(sur_sub, sur_big),
+                 "kept_total": jnp.mean(hard), "stop_step": stop,
+                 # r over the non-trigger positions, where the next token IS a bigram draw: at a trigger the next
+                 # token is the copy, whose bigram probability can be exactly 0 (Shakespeare: surprisal -> inf,
+                 # clipped at 69 nats), and a handful of such clips would decide a Pearson r over all positions
+                 "pearson_r": _pearson(sur_sub, sur_big, non_ev),
+                 "pearson_r_all": _pearson(sur_sub, sur_big),
                  "ce_bigram": -jnp.mean(jnp.sum(E[x_ev] * logp, -1)),
                  "ce_bigram_oracle": -jnp.mean(jnp.sum(E[x_ev] * logE[x_ev], -1))}
         return final, res.traj

@@ -63,6 +63,7 @@ __all__ = [
     "assemble",
     "code_identity",
     "collect_provenance",
+    "default_cache",
     "environment",
     "batched",
     "config_to_json",
@@ -437,6 +438,20 @@ def collect_provenance():
             _COLLECTORS.remove(records)
 
 
+_DEFAULT_CACHE: list = []  # a stack: the innermost default_cache() wins
+
+
+@contextlib.contextmanager
+def default_cache(cache_dir):
+    """Sweeps inside the block that are not given ``cache_dir`` use this one (the figures CLI points it at
+    ``OUT/.sweep_cache`` so that an interrupted figure resumes). ``None`` disables the default."""
+    _DEFAULT_CACHE.append(cache_dir)
+    try:
+        yield
+    finally:
+        _DEFAULT_CACHE.pop()
+
+
 def environment() -> dict:
     """What ran the computation: JAX/jaxlib versions, device, git commit."""
     import jaxlib
@@ -572,6 +587,7 @@ def plan(
         "mode": mode, "seeds": seeds, "key": key_data.tolist(), "layout": [s_c, h_c],
         "dtype": str(fdtype), "x64": bool(jax.config.jax_enable_x64), "code": code_id,
         "run": getattr(run, "__qualname__", repr(run)),
+        "jax": jax.__version__, "platform": jax.devices()[0].platform, "n_dev": n_dev,
     }, sort_keys=True).encode()).hexdigest()[:16]
     return SweepPlan(run, axes, fixed, mode, int(seeds), key, steps, dict(dims or {}), dict(coords or {}), cfg,
                      flat_all, hp_dims, hp_shape, n_points, s_c, h_c, per_run_bytes, fdtype, n_dev, sweep_id, code_id,
@@ -681,6 +697,8 @@ def sweep(
         run = run.run
     p = plan(run, axes, seeds=seeds, key=key, steps=steps, mode=mode, fixed=fixed, dims=dims, coords=coords, cfg=cfg,
              max_bytes=max_bytes, steps_per_run=steps_per_run, dtype=dtype)
+    if cache_dir is None and _DEFAULT_CACHE:
+        cache_dir = _DEFAULT_CACHE[-1]
     chunks = p.chunks
     results: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     bar = None
