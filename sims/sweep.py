@@ -594,13 +594,17 @@ def plan(
                      code_files, steps_per_run)
 
 
+@functools.cache
+def _shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
+    """(seeds split over the devices, replicated): built once per device set, not per chunk."""
+    mesh = jax.make_mesh((len(devices),), ("runs",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    return NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+
+
 def execute_chunk(p: SweepPlan, h0: int, s0: int) -> dict[str, np.ndarray]:
     """Run hparam points ``h0 ..`` x seeds ``s0 ..`` of the plan in one compiled call (sharded over devices
     along seeds); returns ``final/NAME`` and ``traj/NAME`` arrays of shape (points, seeds, ...)."""
-    devices = jax.devices()
-    mesh = jax.make_mesh((len(devices),), ("runs",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
-    seed_sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    repl = NamedSharding(mesh, PartitionSpec())
+    seed_sharding, repl = _shardings(tuple(jax.devices()))
     h_c, s_c = p.points_per_chunk, p.seeds_per_chunk
     hp_idx = np.minimum(np.arange(h0, h0 + h_c), p.n_points - 1)  # pad by repeating the last
     seed_idx = np.arange(s0, s0 + s_c)  # extra seeds beyond `seeds` are dropped afterwards
