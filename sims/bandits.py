@@ -645,7 +645,6 @@ def make_run(cfg: BanditConfig):
     best_all = np.array([np.max(I.arms @ h) for I, h in zip(insts, h_all)])
     table = algorithm_params(cfg)
     agent = PATHS[cfg.path]
-    ctxs = [_ctx(cfg, n, cfg.noise_variances[0]) for n in cfg.instances]
     env_all = [EnvParams(*(np.asarray(getattr(I, f), np.float64) for f in EnvParams._fields)) for I in insts]
     n_x = insts[0].A.shape[0]
     d = insts[0].arms.shape[1]
@@ -662,8 +661,8 @@ def make_run(cfg: BanditConfig):
         ns = jnp.asarray(hp.get("noise_scale", 1.0), dt)
         P = jax.tree.map(lambda *a: jnp.asarray(np.stack(a), dt)[j], *env_all)
         P = P._replace(sigma_x=P.sigma_x * ns, sigma_y=P.sigma_y * ns)
-        c = {"arms": jnp.asarray(np.stack([x.arms for x in ctxs]), dt)[j],
-             "U": jnp.asarray([x.U for x in ctxs], dt)[j]}
+        c = {"arms": jnp.asarray(np.stack([I.arms for I in insts]), dt)[j],
+             "U": jnp.asarray([np.max(np.linalg.norm(I.arms, axis=1)) for I in insts], dt)[j]}
         h = jnp.asarray(h_all, dt)[j]
         best_val = jnp.asarray(best_all, dt)[j]
         k0, krun = jax.random.split(key)

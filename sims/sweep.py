@@ -515,9 +515,6 @@ class SweepPlan:
         return list(itertools.product(range(0, self.n_points, self.points_per_chunk),
                                       range(0, self.seeds, self.seeds_per_chunk)))
 
-    @property
-    def total_bytes(self) -> int:
-        return self.per_run_bytes * self.n_points * self.seeds
 
 
 def plan(
