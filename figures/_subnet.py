@@ -23,7 +23,7 @@ class Config(Validated):
     base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=3, n_steps=2000, log_every=500)
     base_lr: float = param(3e-3, gt=0)
     base_seed: int = param(0, ge=0, help="seed of the base model (and of the mask-training data)")
-    lams: tuple[float, ...] = param((0.3, 1.0, 3.0, 10.0), ge=0, help="sparsity weights lambda")
+    lams: tuple[float, ...] = param(unique=True, default=(0.3, 1.0, 3.0, 10.0), ge=0, help="sparsity weights lambda")
     seeds: int = param(1, ge=1, help="data orders of the mask training")
     n_steps: int = param(2000, ge=100, help="mask-training steps (multiple of 100)")
     lr: float = param(0.05, gt=0, help="Adam step on the mask logits")

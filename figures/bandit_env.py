@@ -23,7 +23,8 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997), Sec. 2"
 class Config(Validated):
     seeds: int = param(400, ge=10)
     horizon: int = param(2000, ge=100)
-    instances: tuple[str, ...] = param(("random=0,0.8", "random=1,0.9", "random=2,0.95", "real", "synthetic"))
+    instances: tuple[str, ...] = param(
+        unique=True, default=("random=0,0.8", "random=1,0.9", "random=2,0.95", "real", "synthetic"))
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)
 

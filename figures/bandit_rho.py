@@ -23,9 +23,9 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997)"
 class Config(Validated):
     seeds: int = param(5, ge=2)
     horizon: int = param(100_000, ge=1000)
-    rhos: tuple[float, ...] = param((0.2, 0.5, 0.8, 0.9, 0.95), ge=0.1, lt=1)
+    rhos: tuple[float, ...] = param(unique=True, default=(0.2, 0.5, 0.8, 0.9, 0.95), ge=0.1, lt=1)
     misspec_rho: float = param(0.9, ge=0.1, lt=1, help="true rho of the misspecification panel")
-    misspec_factors: tuple[float, ...] = param((0.25, 0.5, 1.0, 1.05), gt=0, help="rho_bar / rho")
+    misspec_factors: tuple[float, ...] = param(unique=True, default=(0.25, 0.5, 1.0, 1.05), gt=0, help="rho_bar / rho")
     key_seed: int = param(0, ge=0)
 
     def check(self):

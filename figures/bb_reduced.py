@@ -21,7 +21,7 @@ PAPER = "Guo, Pai, Bai, Jiao, Jordan, Mei 2024 (arXiv 2410.13835), Sec. 3 (mutua
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
-    lrs: tuple[float, ...] = param((1.0, 0.3), gt=0, help="gradient-descent step sizes")
+    lrs: tuple[float, ...] = param(unique=True, default=(1.0, 0.3), gt=0, help="gradient-descent step sizes")
     n: int = param(3, ge=1, le=6, help="number of non-BOS keys seen by the query")
     lam: float = param(1.0, gt=0, le=2, help="scale of the other tokens' value states")
     n_steps: int = param(100_000, ge=10_000, help="GD steps (multiple of log_every)")

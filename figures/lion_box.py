@@ -27,7 +27,8 @@ class Config(Validated):
     box: LionConfig = LionConfig(problem="quadratic", d=8, n_steps=6000, log_every=1, x0_scale=20.0, grad_noise=5.0)
     seeds: int = param(256, ge=1, help="random far-away starts with noisy gradients (box-entry panel)")
     lr: float = param(1e-2, gt=0, help="epsilon")
-    lambdas: tuple[float, ...] = param((1 / 0.6, 1 / 0.3), gt=0, help="weight decays (box radius 1/lambda)")
+    lambdas: tuple[float, ...] = param(
+        unique=True, default=(1 / 0.6, 1 / 0.3), gt=0, help="weight decays (box radius 1/lambda)")
     key_seed: int = param(0, ge=0)
 
     def check(self):

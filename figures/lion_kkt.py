@@ -22,7 +22,7 @@ KAPPA_NAMES = ("l1", "l2", "l1.5", "huber", "logcosh", "relativistic", "quadrati
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
-    lrs: tuple[float, ...] = param((3e-2, 1e-2, 3e-3, 1e-3), gt=0)
+    lrs: tuple[float, ...] = param(unique=True, default=(3e-2, 1e-2, 3e-3, 1e-3), gt=0)
     ode_time: float = param(60.0, gt=0, help="eps * steps, the same for every eps")
     seeds: int = param(4, ge=1, help="random starts x0 ~ 3 N(0, I)")
     kappa_lr: float = param(1e-3, gt=0)

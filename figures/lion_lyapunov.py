@@ -24,13 +24,15 @@ PROBS = {"quadratic": (4, 1.0), "rosenbrock": (2, 1 / 0.6), "logistic": (4, 2.0)
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
-    lrs: tuple[float, ...] = param((1e-2, 3e-3, 1e-3), gt=0, help="epsilons (a decade, for the order check)")
+    lrs: tuple[float, ...] = param(
+        unique=True, default=(1e-2, 3e-3, 1e-3), gt=0, help="epsilons (a decade, for the order check)")
     betas: tuple[float, ...] = param((0.9, 0.99, 0.5, 0.9, 0.0, 0.99), ge=0, lt=1,
                                      help="(b1, b2) pairs, flattened; all with b1 <= b2")
     n_steps: int = param(2000, ge=10)
     ode_time: float = param(10.0, gt=0)
-    ode_dts: tuple[float, ...] = param((2e-3, 1e-3), gt=0)
-    violating: tuple[float, ...] = param((3.0, 6.0), gt=1, help="eps*gamma values > 1 (violate C >= 0)")
+    ode_dts: tuple[float, ...] = param(unique=True, default=(2e-3, 1e-3), gt=0)
+    violating: tuple[float, ...] = param(
+        unique=True, default=(3.0, 6.0), gt=1, help="eps*gamma values > 1 (violate C >= 0)")
 
     def check(self):
         if len(self.betas) % 2:

@@ -37,7 +37,7 @@ class Config(Validated):
     sigma: float = param(1.0, ge=0)
     x0: float = param(1.0)
     peak_lr: float = param(0.15, gt=0, help="peak lr of the schedule panel (stable iff < 2/a_max)")
-    lr_grid: tuple[float, ...] = param(
+    lr_grid: tuple[float, ...] = param(unique=True, default=
         (0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.3, 1.6, 1.8, 1.9, 1.95, 2.05, 2.2, 2.5),
         gt=0,
         help="constant lrs of the stationary panel (a = 1, d = 1; 2/a = 2)",

@@ -24,9 +24,10 @@ class Config(Validated):
     seeds: int = param(64, ge=2)
     n_steps: int = param(2000, ge=100)
     log_every: int = param(10, ge=1)
-    problems: tuple[str, ...] = param(("logistic", "abs", "least_squares"),
+    problems: tuple[str, ...] = param(unique=True, default=("logistic", "abs", "least_squares"),
                                       choices=("logistic", "abs", "least_squares"))
-    data_seeds: tuple[int, ...] = param((0, 1, 2), ge=0, help="the logistic-regression suite: one data set each")
+    data_seeds: tuple[int, ...] = param(
+        unique=True, default=(0, 1, 2), ge=0, help="the logistic-regression suite: one data set each")
     half_octaves: int = param(4, ge=1, help="lr grid around each schedule's best: x 2^(k/2)")
     key_seed: int = param(0, ge=0)
 

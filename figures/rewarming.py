@@ -24,7 +24,8 @@ class Config(Validated):
     first_steps: int = param(3000, ge=100, help="pre-training on source A (cosine to final_ratio x peak)")
     total_steps: int = param(6000, ge=200)
     peak_lr: float = param(20.0, gt=0)
-    rewarm_ratios: tuple[float, ...] = param((0.5, 1.0), gt=0, help="rewarm peaks / peak_lr (claims use the last)")
+    rewarm_ratios: tuple[float, ...] = param(
+        unique=True, default=(0.5, 1.0), gt=0, help="rewarm peaks / peak_lr (claims use the last)")
     warmup_frac: float = param(0.1, ge=0, lt=1, help="rewarm warmup as a fraction of phase 2")
     final_ratio: float = param(0.05, gt=0, le=1)
     shift_frac: float = param(0.25, gt=0, le=1, help="fraction of next-token laws that change at the shift")

@@ -26,8 +26,9 @@ SHAPES = {"linear": S.DECAY_SHAPES.index("linear"), "REX": S.DECAY_SHAPES.index(
 class Config(Validated):
     seeds: int = param(64, ge=2)
     full_steps: int = param(4000, ge=100)
-    budgets: tuple[float, ...] = param((0.01, 0.05, 0.25, 1.0), gt=0, le=1, help="fractions of full_steps")
-    problems: tuple[str, ...] = param(("logistic", "abs", "least_squares"), choices=tuple(CENTER))
+    budgets: tuple[float, ...] = param(
+        unique=True, default=(0.01, 0.05, 0.25, 1.0), gt=0, le=1, help="fractions of full_steps")
+    problems: tuple[str, ...] = param(unique=True, default=("logistic", "abs", "least_squares"), choices=tuple(CENTER))
     half_octaves: int = param(6, ge=1)
     key_seed: int = param(0, ge=0)
 

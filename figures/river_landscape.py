@@ -29,7 +29,8 @@ class Config(Validated):
     a: float = param(10.0, gt=0, help="hill sharpness (one hill direction)")
     sigma: float = param(1.0, ge=0)
     peak_lr: float = param(0.1, gt=0)
-    curvatures: tuple[float, ...] = param((0.0, 0.3, 1.0), ge=0, help="river curve g(u) = gamma sin(u)")
+    curvatures: tuple[float, ...] = param(
+        unique=True, default=(0.0, 0.3, 1.0), ge=0, help="river curve g(u) = gamma sin(u)")
     show_curvature: float = param(1.0, ge=0)
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)

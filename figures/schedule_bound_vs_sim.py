@@ -32,7 +32,7 @@ class Config(Validated):
     n_steps: int = param(2000, ge=100)
     log_every: int = param(100, ge=1)
     half_octaves: int = param(6, ge=2, help="lr grid: center x 2^(k/2), k = -h..h")
-    problems: tuple[str, ...] = param(("abs", "logistic", "least_squares"), choices=tuple(CENTER))
+    problems: tuple[str, ...] = param(unique=True, default=("abs", "logistic", "least_squares"), choices=tuple(CENTER))
     key_seed: int = param(0, ge=0)
     bound_horizons: tuple[int, ...] = param((100, 1000, 10000, 100000), ge=2, le=10_000_000,
                                             help="horizons T of the tuned-bound table (float64)")

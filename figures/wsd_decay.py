@@ -28,9 +28,10 @@ class Config(Validated):
     log_every: int = param(20, ge=1)
     a: tuple[float, ...] = param((10.0, 5.0), gt=0)
     sigma: float = param(1.0, ge=0)
-    lrs: tuple[float, ...] = param((0.01, 0.02, 0.05, 0.1, 0.15, 0.18), gt=0, help="peak lrs (< 2/max a)")
+    lrs: tuple[float, ...] = param(
+        unique=True, default=(0.01, 0.02, 0.05, 0.1, 0.15, 0.18), gt=0, help="peak lrs (< 2/max a)")
     decay_fraction: float = param(0.2, ge=0, le=1, help="WSD decay fraction for the lr panel")
-    fractions: tuple[float, ...] = param((0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), ge=0, le=1)
+    fractions: tuple[float, ...] = param(unique=True, default=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), ge=0, le=1)
     frac_lr: float = param(0.1, gt=0, help="peak lr of the decay-fraction panel")
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)

@@ -23,7 +23,8 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 5"
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
     seeds: int = param(1000, ge=2)
-    budgets: tuple[int, ...] = param((1000, 2000, 4000), ge=1, help="WSD budgets T_k (paper: 12.5k, 25k, 50k)")
+    budgets: tuple[int, ...] = param(
+        unique=True, default=(1000, 2000, 4000), ge=1, help="WSD budgets T_k (paper: 12.5k, 25k, 50k)")
     decay_fraction: float = param(0.1, ge=0, le=1, help="decay = f T_k (paper: 0.1)")
     final_ratio: float = param(0.1, ge=0, le=1, help="lr at the end of a decay / cosine cycle (paper: 0.1)")
     peak_lr: float = param(0.1, gt=0)

@@ -28,10 +28,13 @@ from typing import Any
 __all__ = ["param", "range_text", "check_fields", "Config", "field_hints"]
 
 
-def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, finite: bool = True, help: str = ""):
+def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, finite: bool = True, unique: bool = False,
+          help: str = ""):
     """A dataclass field with a valid range (``ge``/``gt``/``le``/``lt`` bounds or ``choices``) and its meaning.
-    ``finite=False`` lets a float field take +-inf (never NaN)."""
-    md = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "finite": finite, "help": help}
+    ``finite=False`` lets a float field take +-inf (never NaN); ``unique=True``: a tuple of settings (each becomes
+    a run, a sweep point or a coordinate), so a repeated value is refused."""
+    md = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "finite": finite, "unique": unique,
+          "help": help}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
     return dataclasses.field(default=default, metadata=md)
@@ -45,6 +48,8 @@ def range_text(md) -> str:
             parts.append(f"{op} {md[k]}")
     if md.get("choices") is not None:
         parts.append(f"one of {list(md['choices'])}")
+    if md.get("unique"):
+        parts.append("distinct values")
     return " and ".join(parts) or "any value"
 
 
@@ -123,6 +128,9 @@ def check_fields(cfg) -> None:
             names = " or ".join("tuple" if k is tuple else k.__name__ for k in kinds)
             raise ValueError(f"{f.name}={v!r} has the wrong type: expected {names}")
         vals = v if isinstance(v, tuple) else (v,)
+        if md.get("unique") and isinstance(v, tuple) and len(set(v)) != len(v):
+            dup = sorted({x for x in v if v.count(x) > 1}, key=str)
+            raise ValueError(f"{f.name}={v!r} repeats {dup}: must be distinct values")
         el = _element_type(tp) if isinstance(v, tuple) and tp is not None else None
         if isinstance(v, tuple) and typing.get_origin(tp) in (typing.Union, types.UnionType):
             el = next((_element_type(a) for a in typing.get_args(tp) if typing.get_origin(a) is tuple), None)

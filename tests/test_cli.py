@@ -45,6 +45,8 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
         (["run", "quadratic_sgd", "--bogus"], "unrecognized"),
         (["run", "schedule_bound_vs_sim", "--set", "bound_horizons=100,100"], "strictly increasing"),
         (["run", "schedule_bound_vs_sim", "--set", "bound_horizons=100,1000000000"], "bound_horizons"),
+        (["run", "quadratic_sgd", "--set", "lr_grid=0.1,0.1"], "lr_grid=(0.1, 0.1) repeats [0.1]"),
+        (["run", "rex_budgets", "--set", "problems=logistic,logistic"], "must be distinct values"),
     ],
 )
 def test_bad_input_exit_2_nothing_written(tmp_path, args, needle):

@@ -30,7 +30,7 @@ class Inner(Config):
 class Outer(Config):
     sim: Inner = Inner()
     seeds: int = param(4, ge=1)
-    grid: tuple[float, ...] = param((0.1, 0.2), gt=0)
+    grid: tuple[float, ...] = param((0.1, 0.2), gt=0, unique=True)
     bound: float = param(math.inf, gt=0, finite=False)
     flag: bool = False
     label: str | tuple = "a"
@@ -48,6 +48,7 @@ class Outer(Config):
     (lambda: Outer(grid=(0.1, "x")), "every entry must be of type float"),
     (lambda: Outer(bound=math.nan), "bound=nan"),
     (lambda: Outer(flag=1), "flag=1 has the wrong type: expected bool"),
+    (lambda: Outer(grid=(0.1, 0.2, 0.1)), "grid=(0.1, 0.2, 0.1) repeats [0.1]: must be distinct values"),
 ])
 def test_construction_rejects_bad_fields_naming_them(make, needle):
     with pytest.raises(ValueError) as e:
