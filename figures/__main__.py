@@ -8,6 +8,8 @@ Exit status: 0 when every claim passes (or is a documented "not reproduced" find
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +58,9 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
         sp.add_argument("--no-cache", dest="cache", action="store_false",
                         help=f"do not keep finished sweep chunks under OUT/{_core.CACHE_DIR} (default: keep them, "
                         "so that an interrupted run resumes)")
+        sp.add_argument("--force", action="store_true",
+                        help="run a sweep even when its estimated memory exceeds what is available (default: refuse "
+                        "before compute, exit 2)")
 
     r = sub.add_parser("run", help="run one figure (NAME --help lists its config fields)", epilog=run_epilog,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,6 +84,8 @@ def main(argv=None) -> int:
     if len(argv) >= 2 and argv[0] == "run" and argv[1] in _core.REGISTRY and ({"-h", "--help"} & set(argv)):
         epilog = fields_help(argv[1])
     args = _parser(epilog).parse_args(argv)
+    # warnings (diverged runs, unreadable cache chunks) as one line each on stderr
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     if args.cmd == "list":
         for name in _core.REGISTRY:
             mod = _core.load(name)
@@ -105,7 +112,8 @@ def main(argv=None) -> int:
     failed = []
     for n in names:
         try:
-            claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out, args.cache)
+            claims = _core.run_figure(n, args.preset, args.seeds, getattr(args, "sets", ()), args.out, args.cache,
+                                      force=args.force)
         except ValueError as e:  # input only the computation could judge (e.g. a sweep too large): nothing written
             print(f"error: {n}: {e}", file=sys.stderr)
             return 2
@@ -130,5 +138,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The console script: like ``python -m figures``. After Ctrl-C it exits at once, without waiting for the
+    abandoned compiled chunk (its thread is a daemon; finished chunks are already saved)."""
+    rc = main()
+    if rc == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sims import config as _config  # noqa: E402
+
+log = logging.getLogger("figures")
 
 HERE = Path(__file__).resolve().parent
 CACHE_DIR = ".sweep_cache"  # under the output folder: finished sweep chunks, for resuming
@@ -285,7 +288,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=(), out: Path | None = None,
-               cache: bool = True):
+               cache: bool = True, force: bool = False):
     """Compute, check and draw one figure. Returns its claims.
 
     Outputs are atomic: the PNG, NetCDF and claims JSON are written into a temporary folder inside ``out`` and
@@ -294,22 +297,30 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
 
     ``cache=True``: every sweep saves its finished chunks under ``OUT/.sweep_cache`` (keyed by config, hparams,
     key, layout and code identity), so an interrupted figure resumes where it stopped when the same command is
-    run again, with the same bits."""
+    run again, with the same bits. ``force=True``: sweeps larger than the available memory run anyway."""
     import xarray as xr  # noqa: F401  (imported lazily: `figures list` stays fast)
 
     mod = load(name)
     cfg = resolve_config(mod, preset, seeds, sets)
     out = check_out_dir(out)
-    from sims.sweep import collect_provenance, default_cache
+    from sims.sweep import allow_large, collect_provenance, default_cache
 
     t0 = time.perf_counter()
-    with collect_provenance() as sweeps, default_cache(out / CACHE_DIR if cache else None):
+    with collect_provenance() as sweeps, default_cache(out / CACHE_DIR if cache else None), \
+            allow_large(force):
         ds = mod.compute(cfg)
     claims = mod.claims(ds, cfg)
+    n_runs, n_div = sum(r["n_runs"] for r in sweeps), sum(r["n_diverged"] for r in sweeps)
     for c in claims:
         c.figure = name
+        if n_div:  # every claim says how many runs behind it diverged
+            c.measured += f" [{n_div} of {n_runs} runs diverged: flagged, excluded from means]"
     style()
     fig = mod.plot(ds, cfg)
+    if n_div:
+        annotate_diverged(fig, n_div, n_runs)
+        log.warning("%s: %d of %d runs diverged (flagged in the data, excluded from means, counted in the figure "
+                    "and in each claim)", name, n_div, n_runs)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
     try:
@@ -394,6 +405,13 @@ def write_report(out: Path) -> Path:
     path = out / "REPORT.md"
     _write_text_atomic(path, "\n".join(lines) + "\n")
     return path
+
+
+def annotate_diverged(fig, n_div: int, n_runs: int) -> None:
+    """The count of diverged runs, in red below the figure's bottom left (never a silent omission; the tight
+    bounding box of the saved PNG takes it in)."""
+    fig.text(0.005, -0.01, f"{n_div} of {n_runs} runs diverged (flagged in the data, excluded from means)",
+             color="C3", fontsize=8, ha="left", va="top")
 
 
 def mean_se(x, dim: str = "seed"):

@@ -324,3 +324,49 @@ def test_a_sweep_larger_than_memory_is_refused_before_compute(monkeypatch):
     with pytest.raises(ValueError, match=r"need about .* GiB \(1000000000 seeds x 4 hparam points"):
         _sweep(seeds=10**9)
     assert calls == []
+
+
+def test_force_lets_a_sweep_over_the_memory_estimate_be_planned(monkeypatch):
+    """`allow_large()` (the CLI's --force) skips only the memory refusal: the plan is laid out in chunks that each
+    fit max_bytes. The available memory is patched to 1 MiB so that a normal sweep exceeds it."""
+    monkeypatch.setattr(sw, "_available_memory", lambda: 2**20)
+    run = make_run(CFG)
+    with pytest.raises(ValueError, match="--force to run anyway"):
+        sw.plan(run, {"lr": [0.1, 0.2]}, seeds=20_000, key=jax.random.key(0))
+    with sw.allow_large():
+        p = sw.plan(run, {"lr": [0.1, 0.2]}, seeds=20_000, key=jax.random.key(0))
+    assert p.n_points == 2 and p.seeds == 20_000
+
+
+def test_progress_advances_per_block_inside_one_compiled_chunk(monkeypatch):
+    """The bar moves once per block of log_every steps (a callback from the scan), not once per chunk, counts
+    each block once for the whole vmapped chunk (not once per run), and ends exactly at points x seeds x
+    n_steps run-steps. The numbers are those of a sweep without a bar."""
+    import tqdm.auto
+
+    updates = []
+
+    class FakeBar:
+        def __init__(self, total, **kw):
+            self.total = total
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    ticks = []
+    real_tick = sw._tick
+    monkeypatch.setattr(sw, "_tick", lambda b: (ticks.append(int(b)), real_tick(b)))
+    sw._BATCHED.clear()  # retrace so that the callback in the compiled scan is the patched one
+    ds = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=True,
+                  steps_per_run=CFG.n_steps)
+    n_blocks = CFG.n_steps // CFG.log_every
+    assert sorted(ticks) == list(range(n_blocks))  # one chunk, one call per block
+    assert len(updates) >= n_blocks  # per block (a last partial credit may follow)
+    assert sum(updates) == len(AXES["lr"]) * 6 * CFG.n_steps
+    sw._BATCHED.clear()
+    ref = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=False)
+    xr.testing.assert_identical(ds.drop_attrs(), ref.drop_attrs())
