@@ -620,10 +620,16 @@ def interruptible(fn: Callable, *args):
     if threading.current_thread() is not threading.main_thread():
         return fn(*args)
     box: dict = {}
+    # JAX's context managers (enable_x64, default_matmul_precision, default_device) are thread-local: the worker
+    # runs under the caller's values, or a sweep inside `with jax.enable_x64(True)` would compute in float32
+    x64 = bool(jax.config.jax_enable_x64)
+    prec = jax.config.jax_default_matmul_precision
+    dev = jax.config.jax_default_device
 
     def target():
         try:
-            box["out"] = fn(*args)
+            with jax.enable_x64(x64), jax.default_matmul_precision(prec), jax.default_device(dev):
+                box["out"] = fn(*args)
         except BaseException as e:  # re-raised in the caller's thread
             box["err"] = e
 

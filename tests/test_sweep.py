@@ -370,3 +370,15 @@ def test_progress_advances_per_block_inside_one_compiled_chunk(monkeypatch):
     sw._BATCHED.clear()
     ref = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=False)
     xr.testing.assert_identical(ds.drop_attrs(), ref.drop_attrs())
+
+
+def test_the_chunk_thread_keeps_the_callers_jax_context():
+    """Chunks run in a worker thread (for a prompt Ctrl-C); JAX's context managers are thread-local, so the
+    worker must run under the caller's: a sweep inside enable_x64(True) computes in float64 (it silently ran in
+    float32 before this was handled), one outside in float32."""
+    cfg = QuadraticConfig(a=(1.0,), sigma=(0.5,), x0=(1.0,), n_steps=20, log_every=10)
+    with jax.enable_x64(True):
+        ds = sw.sweep(make_run(cfg), {"lr": [0.1]}, seeds=2, key=jax.random.key(0), steps=cfg.steps(), progress=False)
+    assert ds.loss.dtype == np.float64 and ds.attrs["x64"] == 1
+    ds = sw.sweep(make_run(cfg), {"lr": [0.1]}, seeds=2, key=jax.random.key(0), steps=cfg.steps(), progress=False)
+    assert ds.loss.dtype == np.float32
