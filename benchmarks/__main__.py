@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("quadratic", "river_valley", "lion", "schedules", "bandits", "bandit_figure", "bigram_backcopy")
+BENCHMARKS = ("quadratic", "river_valley", "lion", "schedules", "bandits", "bandit_figure", "bigram_backcopy",
+              "linear_attention")
 
 
 def main(argv=None) -> int:

@@ -69,6 +69,8 @@ REGISTRY: tuple[str, ...] = (
     "bb_reduced",
     "subnet_sparsity",
     "subnet_mechanism",
+    "gla_stability",
+    "lightnet_maps",
 )
 
 

@@ -64,7 +64,8 @@ class BBConfig:
     n_layers: int = param(1, ge=1, le=64, help="transformer blocks")
     n_heads: int = param(1, ge=1, help="attention heads per block (divides d_model)")
     mlp: bool = param(True, help="an MLP in every block")
-    attention: str = param("softmax", choices=("softmax", "relu"), help="attention normalization")
+    attention: str = param("softmax", choices=("softmax", "relu", "gla"),
+                           help="token mixer: softmax or ReLU attention, or gated linear attention (GLA, Eq. 3)")
     optimizer: str = param("adamw", choices=("adamw", "sgd"),
                            help="adamw (paper: betas (0.9, 0.99), wd 1e-4) or sgd (momentum 0.9, wd 1e-4)")
     eval_batch: int = param(128, ge=1, help="sequences of the fixed evaluation batch")

@@ -1,8 +1,15 @@
-"""ONE small pure-JAX transformer for every bigram-data topic (Guo et al. 2024's BB model).
+r"""ONE small pure-JAX transformer for every bigram-data topic (Guo et al. 2024's BB model).
 
 Pre-LayerNorm blocks ``h = x + Attn(LN(x)); out = h + MLP(LN(h))``, learned absolute positions,
 bias-free attention, optional ReLU MLP (4x), final LayerNorm, untied unembedding. Attention is softmax
-or ReLU attention (``ReLU(scores) / number of visible keys``). Params are a dict pytree;
+or ReLU attention (``ReLU(scores) / number of visible keys``), or ``"gla"``: gated linear attention (Yang et al.
+2024, Eq. 3) as the token mixer, :math:`o_t = q_t S_t`, :math:`S_t = \mathrm{Diag}(\alpha_t) S_{t-1} + k_t^\top
+v_t`, per head, with Sec. 4.4's low-rank gate :math:`\alpha_t = \sigma(x_t W^1 W^2 + b)^{1/16}` (rank 16) and q
+scaled by :math:`d_h^{-1/2}`, and GLA's per-head norm (parameter-free LayerNorm of each head's output before
+:math:`W_O`; without it the residual stream overflows); no output gate, so that otherwise only the mixer differs
+from the softmax block. Its weights ``attn`` are the effective attention matrix
+:math:`A_{ts} = q_t (k_s \odot b_t / b_s)^\top` as shares :math:`|A_{ts}| / \sum_s |A_{ts}|` (``scores`` = A),
+obtained from :func:`sims.linear_attention.gla` (log-space parallel form) with one-hot values. Params are a dict pytree;
 ``init(key, cfg)`` and ``apply(params, tokens, cfg, ...) -> (logits, intermediates)`` are pure and
 vmappable over seeds.
 
@@ -22,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from sims.config import check_fields
+from sims.linear_attention import gla
 
 __all__ = ["TransformerConfig", "init", "apply"]
 
@@ -34,7 +42,7 @@ class TransformerConfig:
     n_layers: int = 1
     n_heads: int = 1
     mlp: bool = True
-    attention: str = "softmax"  # or "relu"
+    attention: str = "softmax"  # or "relu", "gla"
     init: str = "torch"  # "torch": PyTorch defaults as the authors' code; "gpt2": N(0, 0.02) embeddings
 
     def __post_init__(self):
@@ -43,8 +51,8 @@ class TransformerConfig:
             raise ValueError("vocab >= 2, max_len >= 1, n_layers >= 1, n_heads >= 1 required")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        if self.attention not in ("softmax", "relu"):
-            raise ValueError(f"attention must be 'softmax' or 'relu', got {self.attention!r}")
+        if self.attention not in ("softmax", "relu", "gla"):
+            raise ValueError(f"attention must be 'softmax', 'relu' or 'gla', got {self.attention!r}")
         if self.init not in ("torch", "gpt2"):
             raise ValueError(f"init must be 'torch' or 'gpt2', got {self.init!r}")
 
@@ -74,6 +82,11 @@ def init(key, cfg: TransformerConfig):
         k = jax.random.split(keys[3 + i], 6)
         blk = {"ln1": {"g": jnp.ones(d), "b": jnp.zeros(d)},
                "wq": _dense(k[0], d, d), "wk": _dense(k[1], d, d), "wv": _dense(k[2], d, d), "wo": _dense(k[3], d, d)}
+        if cfg.attention == "gla":  # the low-rank gate of GLA Sec. 4.4 (rank 16); zero bias: alpha = 0.5^(1/16)
+            kg = jax.random.split(jax.random.fold_in(keys[3 + i], 7), 2)
+            blk["wg1"] = _dense(kg[0], d, 16)
+            blk["wg2"] = _dense(kg[1], 16, d)
+            blk["bg"] = jnp.zeros(d)
         if cfg.mlp:
             blk["ln2"] = {"g": jnp.ones(d), "b": jnp.zeros(d)}
             blk["w1"] = _dense(k[4], d, 4 * d)
@@ -86,6 +99,11 @@ def _ln(x, p, eps=1e-5):
     m = x.mean(-1, keepdims=True)
     v = ((x - m) ** 2).mean(-1, keepdims=True)
     return (x - m) / jnp.sqrt(v + eps) * p["g"] + p["b"]
+
+
+def _sub_chunk(L: int) -> int:
+    """The largest of 8, 4, 2, 1 dividing min(L, 32) (the chunk of the GLA mixer)."""
+    return next(c for c in (8, 4, 2, 1) if min(L, 32) % c == 0)
 
 
 def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=False, force_bos=None):
@@ -101,18 +119,42 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
         q = (h @ blk["wq"]).reshape(B, L, H, dh)
         k = (h @ blk["wk"]).reshape(B, L, H, dh)
         v = (h @ blk["wv"]).reshape(B, L, H, dh)
-        s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dh)
-        if cfg.attention == "softmax":
+        if cfg.attention == "gla":
+            log_alpha = (jax.nn.log_sigmoid(h @ blk["wg1"] @ blk["wg2"] + blk["bg"]) / 16.0).reshape(B, L, H, dh)
+            hq, hk, hg = (jnp.swapaxes(a, 1, 2) for a in (q / math.sqrt(dh), k, log_alpha))  # (b, h, L, dh)
+            eye = jnp.broadcast_to(jnp.eye(L, dtype=h.dtype), (B, H, L, L))
+            s = gla(hq, hk, eye, hg, form="parallel")[0]  # (b, h, q, k): A, the effective attention matrix
+        else:
+            s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dh)
+        if cfg.attention == "gla":
+            w = jnp.abs(s) / jnp.maximum(jnp.sum(jnp.abs(s), -1, keepdims=True), 1e-30)  # shares of |A|
+        elif cfg.attention == "softmax":
             w = jax.nn.softmax(jnp.where(causal, s, -jnp.inf), axis=-1)
         else:
             n_vis = jnp.arange(1, L + 1, dtype=s.dtype)[:, None]
             w = jnp.where(causal, jax.nn.relu(s), 0.0) / n_vis
+        mix = s if cfg.attention == "gla" else w  # what multiplies the values (GLA: A itself, not normalised)
         if force_bos is not None:
             bos_only = jnp.zeros((L,)).at[0].set(1.0)
             w = jnp.where(force_bos[:, None, :, None], bos_only, w)
+            mix = jnp.where(force_bos[:, None, :, None], bos_only, mix)
         wo = blk["wo"].reshape(H, dh, cfg.d_model)
         val = jnp.einsum("bkhd,hde->bhke", v, wo)  # value states after W_o, per head
-        att_out = jnp.einsum("bhqk,bhke->bqe", w, val)
+        if cfg.attention == "gla":
+            hv = jnp.swapaxes(v, 1, 2)  # (b, h, L, dh)
+            if force_bos is None:
+                # o_t = sum_s A_ts v_s by the chunk form with secondary chunking (finite for every gate; its
+                # gradient is 13x cheaper on a CPU than the recurrence's); A above is then only for the
+                # intermediates, and XLA drops it where they are unused, e.g. in the training loss
+                o = gla(hq, hk, hv, hg, form="chunk", chunk_size=min(L, 32), sub_chunk_size=_sub_chunk(L))[0]
+            else:
+                o = jnp.einsum("bhqk,bhkd->bhqd", mix, hv)
+            # GLA's per-head norm (Sec. 4.4, parameter-free): without it the unnormalised sums grow until the
+            # residual stream overflows float32 (seen: inf residual norms after 1500 AdamW steps at lr 1e-3)
+            o = (o - o.mean(-1, keepdims=True)) / jnp.sqrt(o.var(-1, keepdims=True) + 1e-5)
+            att_out = jnp.einsum("bhqd,hde->bqe", o, wo)
+        else:
+            att_out = jnp.einsum("bhqk,bhke->bqe", mix, val)
         if zero_attn:
             att_out = jnp.zeros_like(att_out)
         x = x + att_out

@@ -24,6 +24,7 @@ CORE = {
     "sims.sweep",  # the sweep engine
     "sims.config",  # configuration fields (param, validation)
     "sims.schedules",  # the schedule library (optax) used by every optimization topic
+    "sims.linear_attention",  # the linear-attention operators: also the shared transformer's "gla" token mixer
     "sims.bigram_data",  # the shared data: bigram Markov chains (river-valley LM, Bigram-Backcopy, subnetworks)
 }
 # module -> topic. One topic per paper family; its sims and theory modules share it.
