@@ -325,3 +325,35 @@ def test_deterministic_and_no_recompilation():
     n0 = f._cache_size()
     f(q * 2, k, v, g * 0.5)  # new values, same shapes: no new trace
     assert f._cache_size() == n0 == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the "gla" token mixer of the shared transformer, and the figures' claims at a tiny size
+# ---------------------------------------------------------------------------------------------------------------
+def test_transformer_gla_mixer_paths_agree_and_are_causal():
+    """The mixer's output by the chunk form equals A @ v with A from the log-space parallel form (one-hot values),
+    in value and gradient; the first positions do not see later tokens."""
+    from sims.transformer import TransformerConfig, apply, init
+
+    cfg = TransformerConfig(vocab=11, max_len=24, d_model=16, n_heads=2, attention="gla")
+    p = init(jax.random.key(0), cfg)
+    x = jax.random.randint(jax.random.key(1), (3, 24), 0, 11)
+    none = jnp.zeros(x.shape, bool)  # force_bos with no query forced: the A @ v path
+    la_, inter = apply(p, x, cfg)
+    lb, _ = apply(p, x, cfg, force_bos=none)
+    assert relrms(la_, lb) <= 1e-5
+    w = inter["attn"][0]
+    assert np.allclose(np.asarray(w.sum(-1)), 1.0, atol=1e-5) and float(jnp.triu(w[0, 0], 1).max()) == 0.0
+    lc, _ = apply(p, x.at[:, 12:].set(0), cfg)
+    assert relrms(lc[:, :12], la_[:, :12]) <= 1e-5
+
+
+@pytest.mark.parametrize("name, sets", [
+    ("gla_stability", ["L=128", "normalizers=16,1,0.1", "chunk_sizes=16,64", "lengths=64,128", "timing_repeats=1"]),
+    ("lightnet_maps", ["grid=8", "d=16", "seeds=16", "t_max=256"]),
+])
+def test_new_figures_claims_hold_at_a_tiny_size(name, sets, tmp_path):
+    from figures import _core
+
+    claims = _core.run_figure(name, "quick", sets=sets, out=tmp_path, cache=False)
+    assert claims and not [(c.id, c.measured) for c in claims if c.status != "pass"]
