@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("quadratic", "river_valley", "lion", "schedules", "bandits", "bandit_figure", "bigram_backcopy",
-              "linear_attention")
+              "linear_attention", "radial_attention")
 
 
 def main(argv=None) -> int:

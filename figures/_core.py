@@ -71,6 +71,7 @@ REGISTRY: tuple[str, ...] = (
     "subnet_mechanism",
     "gla_stability",
     "lightnet_maps",
+    "radial_mask",
 )
 
 
