@@ -317,13 +317,13 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
     for c in claims:
         c.figure = name
         if n_div:  # every claim says how many runs behind it diverged
-            c.measured += f" [{n_div} of {n_runs} runs diverged: flagged, excluded from means]"
+            c.measured += f" [{n_div} of {n_runs} runs diverged: flagged in the data]"
     style()
     fig = mod.plot(ds, cfg)
     if n_div:
         annotate_diverged(fig, n_div, n_runs)
-        log.warning("%s: %d of %d runs diverged (flagged in the data, excluded from means, counted in the figure "
-                    "and in each claim)", name, n_div, n_runs)
+        log.warning("%s: %d of %d runs diverged (flagged in the data, counted in the figure and in each claim)",
+                    name, n_div, n_runs)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
     try:
@@ -413,7 +413,8 @@ def write_report(out: Path) -> Path:
 def annotate_diverged(fig, n_div: int, n_runs: int) -> None:
     """The count of diverged runs, in red below the figure's bottom left (never a silent omission; the tight
     bounding box of the saved PNG takes it in)."""
-    fig.text(0.005, -0.01, f"{n_div} of {n_runs} runs diverged (flagged in the data, excluded from means)",
+    fig.text(0.005, -0.01, f"{n_div} of {n_runs} runs diverged (flagged in the data; see the claims for how each "
+             "figure treats them)",
              color="C3", fontsize=8, ha="left", va="top")
 
 

@@ -170,26 +170,31 @@ def _gla_claims(ds, r):
                  "larger lr may be needed (not tried here).")]
     share = g.bos_attn_nontrigger.max("layer").values
     lay = g.bos_attn_nontrigger.argmax("layer").values
+    soft = a.bos_attn_nontrigger.max("layer").values
     sink = bool(np.all(share > 0.5))
     out.append(Claim("gla_sink", "GLA, like softmax attention, concentrates its non-trigger mixing on BOS (an "
                      "attention sink without a softmax)", "share of |A| on BOS > 0.5",
-                     f"max over layers {r(share)} (layer {lay.tolist()})", "every seed > 0.5", sink,
-                     "" if sink else f"No sink in GLA: the largest BOS share of |A| at non-trigger queries is "
-                     f"{r(share)} (softmax + Adam: {r(a.bos_attn_nontrigger.max('layer').values)})."))
+                     f"max over layers {r(share)} (layer {lay.tolist()}); softmax + Adam {r(soft)}",
+                     "every seed > 0.5", sink,
+                     "" if sink else f"Partly: {int(np.sum(share > 0.45))} of {share.size} seeds put about half of "
+                     f"their non-trigger |A| mass on BOS ({r(share)}; softmax + Adam {r(soft)}). GLA has no "
+                     "normalisation that forces the mass somewhere, so a head that should do nothing can also shrink "
+                     "its scores or close its gate instead of sinking."))
     vr = np.array([float((g.bos_value_norm / g.other_value_norm).isel(seed=i, layer=int(lay[i])))
                    for i in range(lay.size)])
     drain = bool(np.all(vr < 0.5))
-    out.append(Claim("gla_value_drain", "GLA drains the BOS value state in its sink layer, as softmax attention does",
-                     "BOS/other value norm < 0.5", f"{r(vr)}", "every seed < 0.5", drain,
-                     "" if drain else f"No value drain in GLA: in the layer with the largest BOS share the BOS value "
-                     f"norm is {r(vr)} x the others' (a drain is not needed: a head whose gate or share ignores BOS "
-                     "need not silence BOS's value, and the per-head norm rescales the output anyway)."))
+    out.append(Claim("gla_value_drain", "GLA drains the BOS value state in the layer with the largest BOS share, as "
+                     "softmax attention does", "BOS/other value norm < 0.5", f"{r(vr)}", "every seed < 0.5", drain,
+                     "" if drain else f"No value drain in GLA: the BOS value norm is {r(vr)} x the others' (softmax "
+                     "needs a near-zero BOS value so that the sink adds nothing; in GLA the per-head norm rescales "
+                     "the mixed output, so a large BOS value is not penalised)."))
     pk = (g.bos_resid_norm / g.other_resid_norm).isel(layer=0).values
+    pks = (a.bos_resid_norm / a.other_resid_norm).isel(layer=0).values
     peak = bool(np.all(pk > 2))
     out.append(Claim("gla_residual_peak", "GLA + Adam develops the residual-state peak at BOS after block 0",
-                     "BOS residual > 2 x others'", f"BOS/other {r(pk)}", "every seed > 2", peak,
-                     "" if peak else f"The BOS residual after block 0 is {r(pk)} x the others' in GLA (softmax + Adam: "
-                     f"{r((a.bos_resid_norm / a.other_resid_norm).isel(layer=0).values)})."))
+                     "BOS residual > 2 x others'", f"BOS/other {r(pk)}; softmax + Adam {r(pks)}", "every seed > 2",
+                     peak, "" if peak else f"In {int(np.sum(pk > 2))} of {pk.size} seeds (BOS/other {r(pk)}; softmax "
+                     f"+ Adam {r(pks)}): as with ReLU attention, Adam grows BOS's residual without a softmax sink."))
     return out
 
 
