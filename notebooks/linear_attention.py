@@ -30,7 +30,7 @@ from sims import linear_attention as la
 from theory import linear_attention as th
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
-L = 256 if SMALL else 2048
+L = 128 if SMALL else 2048
 ks = jax.random.split(jax.random.key(0), 4)
 q, k, v = (jax.random.uniform(kk, (L, 32)) for kk in ks[:3])
 for nrm in (16.0, 1.0, 0.1):
@@ -59,7 +59,7 @@ ax.legend()
 # LightNet: one scan in any order gives the same additive state; a multiplicative decay does not.
 
 # %%
-h = w = 8 if SMALL else 16
+h = w = 6 if SMALL else 16
 kk, vv = jax.random.normal(ks[0], (h * w, 16)), jax.random.normal(ks[1], (h * w, 16))
 _, S_global = la.lightnet_global(jnp.zeros_like(kk), kk, vv)
 for name, order in la.scan_orders(h, w, ks[2]).items():

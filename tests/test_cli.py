@@ -109,7 +109,7 @@ def test_ctrl_c_keeps_finished_chunks_and_the_rerun_resumes_to_the_same_bits(tmp
 
     from tests.conftest import ROOT
 
-    args = ["-m", "figures", "run", "quadratic_sgd", "--seeds", "500", "--set", "n_steps=6000"]
+    args = ["-m", "figures", "run", "quadratic_sgd", "--seeds", "500", "--set", "n_steps=3000"]
     out = tmp_path / "out"
     env = {"PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=ROOT, env=env,
