@@ -142,7 +142,7 @@ def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
 
 
 def plot(ds: xr.Dataset, cfg: Config):
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.3))
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4.3))
     ax = axes[0]
     ax.imshow(ds.mask.values, cmap="Greys", interpolation="nearest")
     n = cfg.picture_frames * cfg.picture_tokens
@@ -161,6 +161,12 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax.set_title("O(n log n): density falls; under the quoted bound", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[2]
+    bands = ds.band.values
+    ax.bar(bands, ds.band_nnz.values / (256 * 256 * 256), color="C2")
+    ax.set_xlabel("band r (frame distance 2^r .. 2^(r+1))")
+    ax.set_ylabel("kept entries / (s^2 f)")
+    ax.set_title("equal compute per band (f = s = 256)", fontsize=9)
+    ax = axes[3]
     T = ds.hunyuan_tokens.values
     ax.loglog(T, T.astype(float) ** 2 / T[0] ** 2, "k-", label="dense (n^2)")
     ax.loglog(T, T.astype(float) ** 2 / T[0] ** 2 / ds.hunyuan_speedup.values, "o-",
@@ -172,7 +178,7 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax.set_ylabel("attention compute (relative)")
     ax.set_title("compute vs video length (README: ~9x at ~500 frames)", fontsize=9)
     ax.legend(fontsize=7)
-    ax = axes[3]
+    ax = axes[4]
     for i, lab in enumerate(ds.rates.values):
         c = f"C{i}"
         ax.semilogy(ds.err_s, ds.err_measured.values[i], "o-", color=c, label=f"measured, {lab}")

@@ -52,6 +52,10 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
         (["run", "schedule_bound_vs_sim", "--set", "bound_horizons=100,1000000000"], "bound_horizons"),
         (["run", "quadratic_sgd", "--set", "lr_grid=0.1,0.1"], "lr_grid=(0.1, 0.1) repeats [0.1]"),
         (["run", "rex_budgets", "--set", "problems=logistic,logistic"], "must be distinct values"),
+        (["run", "gla_stability", "--set", "sub_chunk_size=5"], "sub_chunk_size=5 is out of range"),
+        (["run", "gla_stability", "--set", "normalizers=1,0"], "normalizers"),
+        (["run", "radial_mask", "--set", "rates=1,2,3"], "(alpha, beta) pairs"),
+        (["run", "lightnet_maps", "--set", "lam=1.0"], "lam"),
     ],
 )
 def test_bad_input_exit_2_nothing_written(tmp_path, args, needle):
