@@ -31,13 +31,13 @@ from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 SMALL = os.environ.get("SUITE_SMALL") == "1"
 base = BBConfig(data="zipf" if SMALL else "shakespeare", V=16 if SMALL else 65,
                 seq_len=8 if SMALL else 16, batch=32, d_model=16 if SMALL else 32,
-                n_layers=2 if SMALL else 3, n_steps=300 if SMALL else 2000, log_every=100)
+                n_layers=2 if SMALL else 3, n_steps=200 if SMALL else 2000, log_every=100)
 params, fin, _ = jax.jit(make_train(base))(jax.random.key(0), {"lr": jnp.float32(3e-3)})
 print(f"base model: trigger loss {float(fin['full_trigger']):.3f}, bigram loss {float(fin['full_bigram']):.3f} "
       f"(Bayes {float(fin['oracle_bigram']):.3f})")
 
 # %%
-cfg = sn.SubnetConfig(base=base, n_steps=600 if SMALL else 2000, temp_growth=1.01 if SMALL else 1.003)
+cfg = sn.SubnetConfig(base=base, n_steps=300 if SMALL else 2000, temp_growth=1.01 if SMALL else 1.003)
 ds = sn.sweep_lambda(cfg, params, [0.3, 1.0, 3.0, 10.0], seeds=1, key=jax.random.key(1)).isel(seed=0)
 ds[["kept_total", "pearson_r", "ce_bigram", "stop_step"]].to_dataframe()
 

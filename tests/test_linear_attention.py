@@ -120,7 +120,7 @@ def test_stability_boundary_is_predicted_from_the_gates_alone():
     """On a grid of (normalizer, chunk size): predicted finite/non-finite from min cumulative log gate (naive) or
     within-chunk cumulative log decay (chunk without sub-chunking); the log-space and secondary-chunked forms are
     finite everywhere. Settings within log(d_k L) of the boundary are marginal and skipped (none on this grid)."""
-    L, dk, dv = 512, 16, 16
+    L, dk, dv = 256, 16, 16
     checked = 0
     for nrm in (32.0, 16.0, 4.0, 1.0, 0.3, 0.1):
         q, k, v, g, _ = inputs(L, dk, dv, nrm, seed=6)
@@ -353,7 +353,7 @@ def test_transformer_gla_mixer_paths_agree_and_are_causal():
 
 
 @pytest.mark.parametrize("name, sets", [
-    ("gla_stability", ["L=128", "normalizers=16,0.1", "chunk_sizes=16,64", "lengths=32,64", "timing_repeats=1"]),
+    ("gla_stability", ["L=128", "normalizers=16,0.1", "chunk_sizes=16,64", "lengths=32", "timing_repeats=1"]),
     ("lightnet_maps", ["grid=8", "d=16", "seeds=16", "t_max=256"]),
 ])
 def test_new_figures_claims_hold_at_a_tiny_size(name, sets, tmp_path):
