@@ -26,10 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n auto -m "not slow" tests
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow" tests
 
 test-all: $(STAMP) lint
-	$(BIN)/python -m pytest -n auto tests
+	$(BIN)/python -m pytest -n auto --dist worksteal tests
 
 figures: $(STAMP)
 	$(BIN)/python -m figures all --quick
