@@ -45,11 +45,6 @@ PRESETS = {"quick": Config(),
            "full": Config(L=2048, d_k=64, d_v=64, lengths=(512, 1024, 2048, 4096, 8192), timing_repeats=5)}
 
 
-def _relrms(x, r):
-    x, r = np.asarray(x, np.float64), np.asarray(r, np.float64)
-    return float(np.sqrt(np.mean((x - r) ** 2)) / np.sqrt(np.mean(r**2))) if np.all(np.isfinite(x)) else np.inf
-
-
 def _inputs(cfg, nrm, L, dk, dv, lead=()):
     ks = jax.random.split(jax.random.fold_in(jax.random.key(cfg.key_seed), int(nrm * 1000)), 4)
     q, k = (jax.random.uniform(kk, lead + (L, dk)) for kk in ks[:2])
@@ -68,13 +63,13 @@ def compute(cfg: Config) -> xr.Dataset:
             ref, _ = la.gla(*(jnp.asarray(np.asarray(a, np.float64)) for a in (q, k, v, g)), form="recurrent")
             ref = np.asarray(ref)
         for j, C in enumerate(Cs):
-            err_chunk[i, j] = _relrms(la.gla(q, k, v, g, form="chunk", chunk_size=C)[0], ref)
+            err_chunk[i, j] = la.rel_rms(la.gla(q, k, v, g, form="chunk", chunk_size=C)[0], ref)
             margin_chunk[i, j] = th.boundary_margin(g, "chunk", C)
-        err_naive[i] = _relrms(la.gla(q, k, v, g, form="naive_parallel")[0], ref)
+        err_naive[i] = la.rel_rms(la.gla(q, k, v, g, form="naive_parallel")[0], ref)
         margin_naive[i] = th.boundary_margin(g, "naive_parallel")
         min_logb[i] = th.min_cumulative_log_gate(g)
-        err_par[i] = _relrms(la.gla(q, k, v, g, form="parallel")[0], ref)
-        err_sec[i] = _relrms(la.gla(q, k, v, g, form="chunk", chunk_size=64, sub_chunk_size=cfg.sub_chunk_size)[0],
+        err_par[i] = la.rel_rms(la.gla(q, k, v, g, form="parallel")[0], ref)
+        err_sec[i] = la.rel_rms(la.gla(q, k, v, g, form="chunk", chunk_size=64, sub_chunk_size=cfg.sub_chunk_size)[0],
                              ref)
     # cost vs L: analytic FLOPs (theory) and measured forward time (this device; median of repeats, compile apart)
     forms = {"recurrent": dict(form="recurrent"), "chunk (C=64, matmul)": dict(form="chunk", chunk_size=64),

@@ -33,11 +33,6 @@ class Config(Validated):
 PRESETS = {"quick": Config(), "full": Config(grid=64, d=64, seeds=64, t_max=16384)}
 
 
-def _relrms(x, r):
-    x, r = np.asarray(x, np.float64), np.asarray(r, np.float64)
-    return float(np.sqrt(np.mean((x - r) ** 2)) / np.sqrt(np.mean(r**2)))
-
-
 def compute(cfg: Config) -> xr.Dataset:
     ks = jax.random.split(jax.random.key(cfg.key_seed), 6)
     n = cfg.grid * cfg.grid
@@ -48,7 +43,7 @@ def compute(cfg: Config) -> xr.Dataset:
     add_err, mult_diff = [], []
     rm = la.scan_state(k, v, orders["row-major"], decay="multiplicative", lam=cfg.lam)
     for o in names:
-        add_err.append(_relrms(la.scan_state(k, v, orders[o], decay="additive"), Sg))
+        add_err.append(la.rel_rms(la.scan_state(k, v, orders[o], decay="additive"), Sg))
         Sm = la.scan_state(k, v, orders[o], decay="multiplicative", lam=cfg.lam)
         mult_diff.append(float(jnp.linalg.norm(Sm - rm) / jnp.linalg.norm(rm)))
     c = (cfg.grid // 2, cfg.grid // 2)

@@ -67,8 +67,7 @@ def compute(cfg: Config) -> xr.Dataset:
         for j, s in enumerate(Ss):
             i, k = f // 2, int(s) // 2
             row = ra.mask_row(f, int(s), i, k)
-            lp = rs.planted_scores(f, int(s), al, be)[i * s + k] if f * s <= 4096 else _row_scores(f, int(s), i, k,
-                                                                                                   al, be)
+            lp = rs.planted_scores(f, int(s), al, be, query=i * int(s) + k)
             p = np.exp(lp - lp.max())
             p /= p.sum()
             meas[a_i, j] = 2 * p[~row].sum()
@@ -85,11 +84,6 @@ def compute(cfg: Config) -> xr.Dataset:
         coords={"s": S, "frames": fr, "band": sorted(b), "video_frames": list(cfg.hunyuan_frames),
                 "wan_case": ["3f66894 d=0.2", "3f66894 d=0.02", "HEAD d=0.2", "HEAD d=0.02"],
                 "rates": [f"alpha={a:g}, beta={b_:g}" for a, b_ in pairs], "err_s": Ss})
-
-
-def _row_scores(f, s, i, k, alpha, beta):
-    fj, lj = np.repeat(np.arange(f), s), np.tile(np.arange(s), f)
-    return -alpha * np.abs(fj - i) - beta * np.abs(lj - k)
 
 
 def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:

@@ -41,6 +41,7 @@ __all__ = [
     "FORMS",
     "gla",
     "fla_gates",
+    "rel_rms",
     "GLAParams",
     "init_gla_layer",
     "gla_layer",
@@ -257,6 +258,14 @@ def gla(q, k, v, log_alpha, *, form: str = "chunk", chunk_size: int = 64, sub_ch
     return _chunk(q, k, v, log_alpha, S0, int(chunk_size), None if sub_chunk_size is None else int(sub_chunk_size))
 
 
+def rel_rms(x, ref) -> float:
+    """fla's statistic ||x - ref||_rms / ||ref||_rms in float64 (inf when x is not finite everywhere)."""
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    if not np.all(np.isfinite(x)):
+        return np.inf
+    return float(np.sqrt(np.mean((x - ref) ** 2)) / np.sqrt(np.mean(ref**2)))
+
+
 def fla_gates(key, shape, normalizer: float, dtype=jnp.float32):
     """The gates of fla's tests: ``log alpha = logsigmoid(u) / normalizer``, ``u ~ U(0, 1)`` (larger normalizer:
     weaker decay; GLA's layer uses 16)."""
@@ -329,11 +338,15 @@ def lightnet_causal(q, k, v, *, form: str = "recurrent", chunk_size: int = 64, s
     :math:`\tilde k_t = e^{k_t - z_t}`, :math:`\log\lambda_t = z_{t-1} - z_t`, then :func:`gla`, so that
     :math:`o_t = q_t \sum_{s \le t} \mathrm{softmax}_{s \le t}(k)^\top v_s`. The first gate multiplies the zero
     initial state only; it is set to 1 (log 0) so that the log-space forms never see -inf - (-inf)."""
-    z = jax.lax.cumlogsumexp(k, axis=k.ndim - 2)
-    kt = jnp.exp(k - z)
-    zprev = jnp.concatenate([z[..., :1, :], z[..., :-1, :]], axis=-2)
-    log_lam = jnp.minimum(zprev - z, 0.0)  # <= 0 in exact arithmetic; min guards the rounding of cumlogsumexp
+    kt, log_lam = _additive_decay(k)
     return gla(q, kt, v, log_lam, form=form, chunk_size=chunk_size, sub_chunk_size=sub_chunk_size)[0]
+
+
+def _additive_decay(k):
+    """(keys delta_t / u_t, log lambda_t = z_{t-1} - z_t) of the additive decay along axis -2, z = log u."""
+    z = jax.lax.cumlogsumexp(k, axis=k.ndim - 2)
+    zprev = jnp.concatenate([z[..., :1, :], z[..., :-1, :]], axis=-2)
+    return jnp.exp(k - z), jnp.minimum(zprev - z, 0.0)  # min: <= 0 exactly; guards cumlogsumexp's rounding
 
 
 def lightnet_global(q, k, v):
@@ -359,10 +372,7 @@ def scan_state(k, v, order, *, decay: str = "additive", lam: float = 0.9):
     order = jnp.asarray(order)
     ks, vs = k[..., order, :], v[..., order, :]
     if decay == "additive":
-        kt = jnp.exp(ks - jax.lax.cumlogsumexp(ks, axis=ks.ndim - 2))
-        z = jax.lax.cumlogsumexp(ks, axis=ks.ndim - 2)
-        zprev = jnp.concatenate([z[..., :1, :], z[..., :-1, :]], axis=-2)
-        g = jnp.minimum(zprev - z, 0.0)
+        kt, g = _additive_decay(ks)
     else:
         kt = (1.0 - lam) * ks
         g = jnp.full_like(ks, math.log(lam))

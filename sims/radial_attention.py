@@ -205,9 +205,11 @@ def attention_block_sparse(q, k, v, bm: np.ndarray, block: int):
     return o.reshape(Bsz, n, H, d)
 
 
-def planted_scores(frames: int, tokens_per_frame: int, alpha: float, beta: float) -> np.ndarray:
-    r"""(n, n) logits :math:`-\alpha |i - j| - \beta |k - l|` (tokens (i, k), (j, l)): a softmax over a row gives the
-    planted spatiotemporal energy decay of Sec. 4.1 with :math:`C_{rel} = 1`."""
+def planted_scores(frames: int, tokens_per_frame: int, alpha: float, beta: float, query: int | None = None):
+    r"""(n, n) logits :math:`-\alpha |i - j| - \beta |k - l|` (tokens (i, k), (j, l)), or only row ``query`` (n,)
+    (no n x n array): a softmax over a row gives the planted spatiotemporal energy decay of Sec. 4.1 with
+    :math:`C_{rel} = 1`."""
     f, s = int(frames), int(tokens_per_frame)
-    fi, ki = np.repeat(np.arange(f), s), np.tile(np.arange(s), f)
-    return -alpha * np.abs(fi[:, None] - fi[None, :]) - beta * np.abs(ki[:, None] - ki[None, :])
+    fj, kj = np.repeat(np.arange(f), s), np.tile(np.arange(s), f)
+    fi, ki = (fj[:, None], kj[:, None]) if query is None else (fj[query], kj[query])
+    return -alpha * np.abs(fi - fj) - beta * np.abs(ki - kj)
