@@ -124,14 +124,25 @@ def _parse_scalar(tp, text: str, name: str):
     raise UserError(f"{name}={text!r}: expected a value of type {tp.__name__}")
 
 
-def walk_fields(cfg, prefix: str = ""):
-    """(dotted name, field, value) of every leaf field of a config, nested configs by dotted path."""
+def set_by_figure(cfg) -> dict[str, str]:
+    """Dotted fields of the nested sim configs that a figure sets itself (``Config.SET_BY_FIGURE``: path -> from
+    what), e.g. ``{"sim.n_steps": "each budget of `budgets`"}``: they are not knobs of the figure."""
+    return dict(getattr(type(cfg), "SET_BY_FIGURE", {}))
+
+
+def walk_fields(cfg, prefix: str = "", *, skip: dict | None = None):
+    """(dotted name, field, value) of every leaf field of a config, nested configs by dotted path; fields the
+    figure sets itself (:func:`set_by_figure`) are left out."""
+    skip = set_by_figure(cfg) if skip is None else skip
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
+        name = f"{prefix}{f.name}"
+        if name in skip:
+            continue
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            yield from walk_fields(v, f"{prefix}{f.name}.")
+            yield from walk_fields(v, f"{name}.", skip=skip)
         else:
-            yield f"{prefix}{f.name}", f, v
+            yield name, f, v
 
 
 def _parse_typed(tp, text: str, key: str):
@@ -165,6 +176,9 @@ def parse_override(cfg_cls, cfg, item: str) -> tuple[str, Any]:
         raise UserError(f"--set expects key=value, got {item!r}")
     key, text = item.split("=", 1)
     key = key.strip()
+    derived = set_by_figure(cfg)
+    if key in derived:
+        raise UserError(f"{key} is set by the figure ({derived[key]}): not a knob of this figure")
     names = [n for n, _, _ in walk_fields(cfg)]
     if key not in names:
         raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(names)}")
@@ -187,7 +201,10 @@ def replace_paths(cfg, changes: dict):
         else:
             top[head] = v
     for head, sub in nested.items():
-        top[head] = replace_paths(getattr(cfg, head), sub)
+        try:
+            top[head] = replace_paths(getattr(cfg, head), sub)
+        except ValueError as e:  # name the nested config the message is about
+            raise ValueError(f"{head}: {e}") from None
     return dataclasses.replace(cfg, **top)
 
 

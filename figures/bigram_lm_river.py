@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ import xarray as xr
 
 from figures._core import Claim, Validated, fmt, param
 from sims import schedules as S
-from sims.river_valley import BigramLMConfig, bigram_population_loss, hvp, lanczos, make_lm_run
+from sims.river_valley import BigramLMConfig, bigram_population_loss, hvp, lanczos, lm_sim
 from sims.sweep import sweep
 
 NAME = "bigram_lm_river"
@@ -29,37 +30,43 @@ RUNS = {  # label -> (lr factor, decay_fraction, shape)
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the bigram LM; the figure runs it under each schedule of ``RUNS`` (peaks relative to ``lr``) and
+    once more at constant ``lr`` with its parameters recorded (the Hessian analysis)."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "the schedules of RUNS (WSD family)",
+                                            "sim.record_params": "on for the Hessian run only"}
+    sim: BigramLMConfig = BigramLMConfig(V=32, batch=64, n_steps=4000, log_every=100)
     seeds: int = param(16, ge=2)
-    V: int = param(32, ge=4)
-    batch: int = param(64, ge=1)
-    n_steps: int = param(4000, ge=100)
-    log_every: int = param(100, ge=1)
-    lr: float = param(20.0, gt=0)
+    lr: float = param(20.0, gt=0, help="peak lr (the schedules' peaks are multiples of it)")
     lanczos_k: int = param(128, ge=8, help="Lanczos steps (HVPs)")
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        if self.lanczos_k > self.V**2:
-            raise ValueError(f"need lanczos_k <= V^2 = {self.V**2}, got {self.lanczos_k}")
+        if self.sim.V < 4:
+            raise ValueError(f"sim.V={self.sim.V} is out of range: must be >= 4")
+        if self.sim.n_steps < 100:
+            raise ValueError(f"sim.n_steps={self.sim.n_steps} is out of range: must be >= 100")
+        if self.lanczos_k > self.sim.V**2:
+            raise ValueError(f"need lanczos_k <= sim.V^2 = {self.sim.V**2}, got {self.lanczos_k}")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=64, V=64, n_steps=20000, log_every=250, lanczos_k=512)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, V=64, n_steps=20000, log_every=250), seeds=64,
+                          lanczos_k=512)}
 COLORS = {name: f"C{i}" for i, name in enumerate(RUNS)}
 
 
 def compute(cfg):
     k1, k2, k3 = jax.random.split(jax.random.key(cfg.key_seed), 3)
-    lc = BigramLMConfig(V=cfg.V, batch=cfg.batch, n_steps=cfg.n_steps, log_every=cfg.log_every)
-    ds = sweep(make_lm_run(lc), {"lr": [cfg.lr * v[0] for v in RUNS.values()],
+    lc = cfg.sim
+    ds = sweep(lm_sim(lc), {"lr": [cfg.lr * v[0] for v in RUNS.values()],
                                  "decay_fraction": [v[1] for v in RUNS.values()],
                                  "shape_id": [S.DECAY_SHAPES.index(v[2]) for v in RUNS.values()]},
-               mode="zip", seeds=cfg.seeds, key=k1, steps=lc.steps(), cfg=lc, steps_per_run=cfg.n_steps)
+               mode="zip", seeds=cfg.seeds, key=k1)
     ds = ds.rename({"point": "run", "lr": "run_lr"}).assign_coords(run=list(RUNS))
     # Hessian analysis on the constant-lr run, parameters recorded
     pc = dataclasses.replace(lc, record_params=True)
-    dp = sweep(make_lm_run(pc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=k2, steps=pc.steps(), cfg=pc)
+    dp = sweep(lm_sim(pc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=k2)
     W = dp.W.isel(lr=0).values.astype(np.float64)  # seed, step, V*V
     half = W.shape[1] // 2
     win = W[:, half:]  # second half of the stable phase
@@ -67,8 +74,8 @@ def compute(cfg):
     P, law, det = lc.source()
     with jax.enable_x64(True):
         Pj, lj = jnp.asarray(P), jnp.asarray(law)
-        f = lambda w: bigram_population_loss(w.reshape(cfg.V, cfg.V), Pj, lj)[0]
-        evals, Q = lanczos(lambda v: hvp(f, jnp.asarray(Wbar), v), cfg.V**2, cfg.lanczos_k, k3)
+        f = lambda w: bigram_population_loss(w.reshape(cfg.sim.V, cfg.sim.V), Pj, lj)[0]
+        evals, Q = lanczos(lambda v: hvp(f, jnp.asarray(Wbar), v), cfg.sim.V**2, cfg.lanczos_k, k3)
     # hill subspace = the Ritz directions above the largest gap of the log-spectrum
     pos = evals[evals > 1e-8 * evals[0]]  # drop Ritz values at float noise (end of the Krylov space)
     top_k = int(np.argmax(np.log(pos[:-1]) - np.log(pos[1:])) + 1)
@@ -80,10 +87,10 @@ def compute(cfg):
     delta = win[:, -n5:].mean((0, 1)) - win[:, :n5].mean((0, 1))  # progress over the window (seed mean)
     pr_top = np.sum((delta @ Qk) ** 2)
     pr_all = np.sum(delta**2)
-    row_of = np.repeat(np.arange(cfg.V), cfg.V)
+    row_of = np.repeat(np.arange(cfg.sim.V), cfg.sim.V)
     det_mass_top = np.sum((Qk**2)[det[row_of]]) / top_k
     hess = xr.Dataset({"ritz": ("ritz_i", evals), "fluct_top_frac": fl_top / fl_all, "prog_top_frac": pr_top / pr_all,
-                       "top_det_mass": det_mass_top, "random_frac": top_k / cfg.V**2, "top_k": top_k,
+                       "top_det_mass": det_mass_top, "random_frac": top_k / cfg.sim.V**2, "top_k": top_k,
                        "pi_unc": float(law[~det].sum())})
     return xr.merge([ds, hess], combine_attrs="override")
 
@@ -91,7 +98,7 @@ def compute(cfg):
 def claims(ds, cfg):
     out = []
     steps = ds.step.values
-    stop = int(round(0.8 * cfg.n_steps)) // cfg.log_every  # WSD decay starts here
+    stop = int(round(0.8 * cfg.sim.n_steps)) // cfg.sim.log_every  # WSD decay starts here
     q = len(steps) // 4
     c = ds.sel(run="constant")
     det = c.excess_det.mean("seed").values
@@ -167,7 +174,7 @@ def plot(ds, cfg):
         axs[0].plot(steps[1:], r.excess_det.mean("seed")[1:], color=COLORS[run], label=f"{run}: deterministic")
         axs[0].plot(steps[1:], r.excess_unc.mean("seed")[1:], color=COLORS[run], ls="--", label=f"{run}: uncertain")
     axs[0].set(yscale="log", xlabel="step", ylabel="excess loss over the entropy floor",
-               title=rf"bigram LM, $V={cfg.V}$, SGD $\eta={cfg.lr:g}$")
+               title=rf"bigram LM, $V={cfg.sim.V}$, SGD $\eta={cfg.lr:g}$")
     axs[0].legend(fontsize=6)
     for run in ds.run.values:
         axs[1].plot(steps[1:], ds.sel(run=run).loss.mean("seed")[1:], color=COLORS[str(run)], label=str(run))

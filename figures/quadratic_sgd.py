@@ -26,17 +26,18 @@ SCHEDS = {  # label -> (decay_fraction, shape)
 }
 
 
+# the schedule panel's curvatures: d = 8 log-spaced in [0.1, 10]
+A_GRID = tuple(np.geomspace(0.1, 10.0, 8).tolist())
+
+
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the schedule panel's run (d curvatures, one noise scale, one start); the stationary panel runs
+    the same config at d = 1, a = 1, x0 = 0."""
+
+    sim: QuadraticConfig = QuadraticConfig(a=A_GRID, sigma=(1.0,), x0=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2, help="seeds per point")
-    n_steps: int = param(2000, ge=10)
-    log_every: int = param(20, ge=1)
-    d: int = param(8, ge=1, help="coordinates in the schedule panel (a log-spaced in [a_min, a_max])")
-    a_min: float = param(0.1, gt=0)
-    a_max: float = param(10.0, gt=0)
-    sigma: float = param(1.0, ge=0)
-    x0: float = param(1.0)
-    peak_lr: float = param(0.15, gt=0, help="peak lr of the schedule panel (stable iff < 2/a_max)")
+    lr: float = param(0.15, gt=0, help="peak lr of the schedule panel (stable iff < 2/max(sim.a))")
     lr_grid: tuple[float, ...] = param(unique=True, default=
         (0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.3, 1.6, 1.8, 1.9, 1.95, 2.05, 2.2, 2.5),
         gt=0,
@@ -46,64 +47,58 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        if self.a_min > self.a_max:
-            raise ValueError(f"a_min ({self.a_min}) must be <= a_max ({self.a_max})")
+        if len(self.sim.sigma) != 1 or len(self.sim.x0) != 1:
+            raise ValueError("sim.sigma and sim.x0 must hold one value each (one noise scale, one start)")
 
 
 PRESETS = {
     "quick": Config(),
-    "full": Config(seeds=20000, n_steps=10000, log_every=50),
+    "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=50), seeds=20000),
 }
-
-
-def _a(cfg):
-    return tuple(np.geomspace(cfg.a_min, cfg.a_max, cfg.d).tolist())
 
 
 def compute(cfg: Config) -> xr.Dataset:
     key = jax.random.key(cfg.key_seed)
     k1, k2 = jax.random.split(key)
     # (1) several schedules in ONE compiled call: the schedule's hyperparameters are arrays
-    qc = QuadraticConfig(a=_a(cfg), sigma=(cfg.sigma,), x0=(cfg.x0,), n_steps=cfg.n_steps, log_every=cfg.log_every)
+    qc = cfg.sim
     fr = [v[0] for v in SCHEDS.values()]
     sh = [schedules.DECAY_SHAPES.index(v[1]) for v in SCHEDS.values()]
     ds1 = sweep(
         make_run(qc),
         {"decay_fraction": fr, "shape_id": sh},
         mode="zip",
-        fixed={"lr": cfg.peak_lr},
+        fixed={"lr": cfg.lr},
         seeds=cfg.seeds,
         key=k1,
         steps=qc.steps(),
         cfg=qc,
-        steps_per_run=cfg.n_steps,
+        steps_per_run=cfg.sim.n_steps,
     )
     ds1 = ds1.rename({"point": "schedule", "loss": "sched_loss", "diverged": "sched_diverged",
                       "diverged_step": "sched_diverged_step", "step": "sched_step"})
     ds1 = ds1.assign_coords(schedule=list(SCHEDS))
     lrs = np.stack([_lrs(cfg, f, s) for f, s in zip(fr, sh)])
-    exact = np.stack([th.expected_loss(l, qc.a, cfg.sigma, cfg.x0) for l in lrs])[:, :: cfg.log_every]
+    exact = np.stack([th.expected_loss(l, qc.a, cfg.sim.sigma[0], cfg.sim.x0[0]) for l in lrs])[:, :: cfg.sim.log_every]
     ds1["sched_exact"] = (("schedule", "sched_step"), exact)
-    ds1["sched_lr"] = (("schedule", "sched_step"), np.concatenate([lrs, lrs[:, -1:]], 1)[:, :: cfg.log_every])
+    ds1["sched_lr"] = (("schedule", "sched_step"), np.concatenate([lrs, lrs[:, -1:]], 1)[:, :: cfg.sim.log_every])
 
     # (2) stationary loss vs constant lr, d = 1, a = 1, from x0 = 0
-    sc = QuadraticConfig(a=(1.0,), sigma=(cfg.sigma,), x0=(0.0,), n_steps=cfg.n_steps, log_every=cfg.log_every)
+    sc = dataclasses.replace(cfg.sim, a=(1.0,), x0=(0.0,))
     ds2 = sweep(make_run(sc), {"lr": list(cfg.lr_grid)}, seeds=cfg.seeds, key=k2, steps=sc.steps(), cfg=sc,
-                steps_per_run=cfg.n_steps)
+                steps_per_run=cfg.sim.n_steps)
     grid = np.asarray(cfg.lr_grid)
-    ds2["final_exact"] = ("lr", np.array([th.expected_loss(np.full(cfg.n_steps, e), 1.0, cfg.sigma, 0.0)[-1]
+    ds2["final_exact"] = ("lr", np.array([th.expected_loss(np.full(cfg.sim.n_steps, e), 1.0, cfg.sim.sigma[0], 0.0)[-1]
                                           if e < 2 else np.inf for e in grid]))
-    ds2["stationary"] = ("lr", th.stationary_loss(grid, 1.0, cfg.sigma))
+    ds2["stationary"] = ("lr", th.stationary_loss(grid, 1.0, cfg.sim.sigma[0]))
     ds = xr.merge([ds1, ds2], combine_attrs="override")
     return ds
 
 
 def _lrs(cfg, frac, shape_id):
-    fam = schedules.Family(*[np.float64(v) for v in (cfg.peak_lr, frac)], np.int32(shape_id), np.float64(0.0),
+    fam = schedules.Family(*[np.float64(v) for v in (cfg.lr, frac)], np.int32(shape_id), np.float64(0.0),
                            np.float64(0.0))
-    return schedules.as_array(schedules.family_schedule(fam, cfg.n_steps), cfg.n_steps)
+    return schedules.as_array(schedules.family_schedule(fam, cfg.sim.n_steps), cfg.sim.n_steps)
 
 
 def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
@@ -138,7 +133,7 @@ def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
     ))
     div = ds.diverged.any("seed").values
     alld = ds.diverged.all("seed").values
-    pred = th.diverges(grid, 1.0, cfg.sigma)
+    pred = th.diverges(grid, 1.0, cfg.sim.sigma[0])
     out.append(Claim(
         "divergence_boundary",
         "runs are flagged diverged exactly where eta > 2/a",
@@ -163,14 +158,14 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax1.set_yscale("log")
     ax1.set_xlabel("step $t$")
     ax1.set_ylabel(r"$\mathbb{E}\,f(x_t)$")
-    ax1.set_title(rf"$d={cfg.d}$, $a\in[{cfg.a_min:g},{cfg.a_max:g}]$, $\eta_{{\max}}={cfg.peak_lr:g}$, "
-                  rf"$\sigma={cfg.sigma:g}$, {cfg.seeds} seeds")
+    ax1.set_title(rf"$d={len(cfg.sim.a)}$, $a\in[{min(cfg.sim.a):g},{max(cfg.sim.a):g}]$, $\eta_{{\max}}={cfg.lr:g}$, "
+                  rf"$\sigma={cfg.sim.sigma[0]:g}$, {cfg.seeds} seeds")
     ax1.legend(loc="upper right")
 
     grid = ds.lr.values
     stable = grid < 2.0
     fine = np.linspace(grid.min(), 1.995, 400)
-    ax2.plot(fine, th.stationary_loss(fine, 1.0, cfg.sigma), "k-", lw=1, label=r"$\eta\sigma^2/(2(2-\eta a))$")
+    ax2.plot(fine, th.stationary_loss(fine, 1.0, cfg.sim.sigma[0]), "k-", lw=1, label=r"$\eta\sigma^2/(2(2-\eta a))$")
     fin = ds.loss.isel(step=-1).where(~ds.diverged)
     m2, se2 = mean_se(fin.sel(lr=grid[stable]))
     ax2.errorbar(grid[stable], m2, yerr=2 * se2, fmt="o", ms=3.5, color="C0", label="simulation (final step)")

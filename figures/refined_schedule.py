@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -21,9 +22,14 @@ PAPER = "Defazio, Cutkosky, Mehta, Mishchenko 2023 (arXiv 2310.07831)"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the SGD run; the figure sets its problem and data seed for each of ``problems`` x ``data_seeds``
+    and its schedule (tuned linear decay, then the refined schedule)."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.problem": "each of `problems`",
+                                            "sim.data_seed": "each of `data_seeds`",
+                                            "sim.schedule": "linear decay, then the refined schedule"}
+    sim: ConvexConfig = ConvexConfig(n_steps=2000, log_every=10)
     seeds: int = param(64, ge=2)
-    n_steps: int = param(2000, ge=100)
-    log_every: int = param(10, ge=1)
     problems: tuple[str, ...] = param(unique=True, default=("logistic", "abs", "least_squares"),
                                       choices=("logistic", "abs", "least_squares"))
     data_seeds: tuple[int, ...] = param(
@@ -32,11 +38,13 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        if self.sim.n_steps < 100:
+            raise ValueError(f"sim.n_steps={self.sim.n_steps} is out of range: must be >= 100")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=256, n_steps=10000, log_every=50, data_seeds=(0, 1, 2, 3, 4, 5))}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=50), seeds=256,
+                          data_seeds=(0, 1, 2, 3, 4, 5))}
 CENTER = {"abs": 0.1, "logistic": 3.0, "least_squares": 0.1}
 
 
@@ -63,13 +71,13 @@ def compute(cfg):
     rows = []
     for prob in cfg.problems:
         for dseed in (cfg.data_seeds if prob == "logistic" else cfg.data_seeds[:1]):
-            cc = ConvexConfig(problem=prob, data_seed=dseed, n_steps=cfg.n_steps, log_every=cfg.log_every)
+            cc = dataclasses.replace(cfg.sim, problem=prob, data_seed=dseed)
             A, b = make_data(prob, cc.n, cc.d, dseed, cc.noise)
             fstar, _ = ts.erm_optimum(prob, A, b)
             lin, runs = _tuned(cfg, cc, (), k1, fstar)
             # gradient norms of the tuned linear-decay run (seed-averaged RMS per block)
-            g = block_grad_norms(runs[float(lin.best_lr[0])].gsq_cum.values, cfg.log_every).mean(0)
-            w = ts.refine(g, smooth=True, n_out=cfg.n_steps)
+            g = block_grad_norms(runs[float(lin.best_lr[0])].gsq_cum.values, cfg.sim.log_every).mean(0)
+            w = ts.refine(g, smooth=True, n_out=cfg.sim.n_steps)
             ref, _ = _tuned(cfg, cc, ("table", tuple(np.round(w, 12).tolist())), k2, fstar)
             rows.append(dict(problem=prob, data_seed=dseed, lin=lin.best[0], ref=ref.best[0], g=g, w=w,
                              lin_lr=lin.best_lr[0], ref_lr=ref.best_lr[0],
@@ -90,7 +98,7 @@ def compute(cfg):
 
 def claims(ds, cfg):
     out = []
-    T = cfg.n_steps
+    T = cfg.sim.n_steps
     lin = 1 - np.arange(T) / T
     shapes = []
     for c in ds.case.values:
@@ -135,7 +143,7 @@ def claims(ds, cfg):
 
 def plot(ds, cfg):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 3.8))
-    T = cfg.n_steps
+    T = cfg.sim.n_steps
     for i, c in enumerate(ds.case.values):
         ax1.plot(np.arange(T), ds.refined.sel(case=c), color=f"C{i}", lw=1.2, label=str(c))
         g = ds.grad_norm.sel(case=c).values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -10,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Validated, band, fmt, param
-from sims.river_valley import BigramLMConfig, make_lm_run
+from sims.river_valley import BigramLMConfig, lm_sim
 from sims.sweep import sweep
 
 NAME = "rewarming"
@@ -20,45 +21,49 @@ PAPER = "Gupta et al. 2023, continual pre-training (arXiv 2308.04014)"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the bigram LM with its data shift: pre-training on source A for ``sim.shift_step`` steps (cosine
+    to final_ratio x lr), then source B until ``sim.n_steps``, under each arm's schedule."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "each arm: continue at the final lr / rewarm",
+                                            "sim.record_params": "off"}
+    sim: BigramLMConfig = BigramLMConfig(n_steps=6000, log_every=100, shift_step=3000, shift_frac=0.25)
     seeds: int = param(32, ge=2)
-    first_steps: int = param(3000, ge=100, help="pre-training on source A (cosine to final_ratio x peak)")
-    total_steps: int = param(6000, ge=200)
-    peak_lr: float = param(20.0, gt=0)
+    lr: float = param(20.0, gt=0, help="peak lr of the pre-training cosine")
     rewarm_ratios: tuple[float, ...] = param(
-        unique=True, default=(0.5, 1.0), gt=0, help="rewarm peaks / peak_lr (claims use the last)")
+        unique=True, default=(0.5, 1.0), gt=0, help="rewarm peaks / lr (claims use the last)")
     warmup_frac: float = param(0.1, ge=0, lt=1, help="rewarm warmup as a fraction of phase 2")
     final_ratio: float = param(0.05, gt=0, le=1)
-    shift_frac: float = param(0.25, gt=0, le=1, help="fraction of next-token laws that change at the shift")
     window: tuple[float, ...] = param((0.15, 0.5), ge=0, le=1, help="phase-2 window (fractions) for the gap claim")
-    log_every: int = param(100, ge=1)
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.total_steps <= self.first_steps:
-            raise ValueError("total_steps must exceed first_steps")
-        for n in (self.first_steps, self.total_steps):
-            if n % self.log_every:
-                raise ValueError(f"log_every ({self.log_every}) must divide {n}")
+        if self.sim.shift_step < 100:
+            raise ValueError(f"sim.shift_step={self.sim.shift_step} is out of range: must be >= 100 (pre-training)")
+        if self.sim.n_steps <= self.sim.shift_step:
+            raise ValueError("sim.n_steps must exceed sim.shift_step (a second phase)")
+        if self.sim.shift_step % self.sim.log_every:
+            raise ValueError(f"sim.log_every ({self.sim.log_every}) must divide sim.shift_step ({self.sim.shift_step})")
         if len(self.window) != 2 or self.window[0] >= self.window[1]:
             raise ValueError("window must be (start, end) with start < end")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=128, first_steps=20000, total_steps=40000, log_every=250)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=40000, shift_step=20000, log_every=250),
+                          seeds=128)}
 
 
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # common random numbers across arms
-    base = ("cosine", cfg.first_steps, cfg.final_ratio)
-    warm = int(round(cfg.warmup_frac * (cfg.total_steps - cfg.first_steps)))
+    base = ("cosine", cfg.sim.shift_step, cfg.final_ratio)
+    warm = int(round(cfg.warmup_frac * (cfg.sim.n_steps - cfg.sim.shift_step)))
     arms = {"continue at final lr": base}
     for r in cfg.rewarm_ratios:
-        arms[f"rewarm to {r:g} x peak"] = ("rewarm", base, cfg.first_steps, r, cfg.total_steps, warm, cfg.final_ratio)
+        arms[f"rewarm to {r:g} x peak"] = ("rewarm", base, cfg.sim.shift_step, r, cfg.sim.n_steps, warm,
+                                           cfg.final_ratio)
     parts = []
     for name, spec in arms.items():
-        lc = BigramLMConfig(n_steps=cfg.total_steps, log_every=cfg.log_every, shift_step=cfg.first_steps,
-                            shift_frac=cfg.shift_frac, schedule=spec)
-        ds = sweep(make_lm_run(lc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=key, steps=lc.steps(), cfg=lc,
-                   steps_per_run=cfg.total_steps)
+        lc = dataclasses.replace(cfg.sim, schedule=spec)
+        ds = sweep(lm_sim(lc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=key)
         parts.append(ds[["excess_old", "excess_new", "lr_t", "diverged"]].isel(lr=0, drop=True)
                      .expand_dims(arm=[name]))
     return xr.concat(parts, "arm")
@@ -69,8 +74,8 @@ def claims(ds, cfg):
     arms = list(ds.arm.values)
     cont, rew = arms[0], arms[-1]
     steps = ds.step.values
-    p2 = cfg.total_steps - cfg.first_steps
-    lo, hi = (cfg.first_steps + f * p2 for f in cfg.window)
+    p2 = cfg.sim.n_steps - cfg.sim.shift_step
+    lo, hi = (cfg.sim.shift_step + f * p2 for f in cfg.window)
     win = (steps >= lo) & (steps <= hi)
 
     def paired(var, sel):
@@ -108,11 +113,12 @@ def plot(ds, cfg):
         band(axs[1], steps[1:], ds.excess_new.sel(arm=arm).values[:, 1:], f"C{i}", str(arm))
         band(axs[2], steps[1:], ds.excess_old.sel(arm=arm).values[:, 1:], f"C{i}", str(arm))
     for ax in axs:
-        ax.axvline(cfg.first_steps, color="0.5", ls=":", lw=1)
+        ax.axvline(cfg.sim.shift_step, color="0.5", ls=":", lw=1)
     axs[0].set(xlabel="step", ylabel="lr", title="schedules (data shift at the dotted line)")
     axs[0].legend(fontsize=7)
     axs[1].set(yscale="log", xlabel="step", ylabel="excess loss, new source",
-               xlim=(cfg.first_steps * 0.9, cfg.total_steps), title=f"new data ({cfg.shift_frac:.0%} of rows changed)")
+               xlim=(cfg.sim.shift_step * 0.9, cfg.sim.n_steps),
+               title=f"new data ({cfg.sim.shift_frac:.0%} of rows changed)")
     axs[2].set(yscale="log", xlabel="step", ylabel="excess loss, old source", title="old data (forgetting)")
     axs[1].legend(fontsize=7)
     return fig

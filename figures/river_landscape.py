@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,13 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the 2-D valley (one hill direction); the figure runs it at each of ``curvatures``."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.curvature": "each of `curvatures`",
+                                            "sim.schedule": "WSD (20% linear) and cosine, peak `lr`"}
+    sim: RiverConfig = RiverConfig(a=(10.0,), sigma_hill=(1.0,), n_steps=2000, log_every=10)
     seeds: int = param(2000, ge=2)
-    n_steps: int = param(2000, ge=10)
-    log_every: int = param(10, ge=1)
-    a: float = param(10.0, gt=0, help="hill sharpness (one hill direction)")
-    sigma: float = param(1.0, ge=0)
-    peak_lr: float = param(0.1, gt=0)
+    lr: float = param(0.1, gt=0, help="peak lr of both schedules (< 2/a)")
     curvatures: tuple[float, ...] = param(
         unique=True, default=(0.0, 0.3, 1.0), ge=0, help="river curve g(u) = gamma sin(u)")
     show_curvature: float = param(1.0, ge=0)
@@ -36,15 +38,16 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        if self.peak_lr * self.a >= 2:
-            raise ValueError(f"peak_lr must be < 2/a = {2 / self.a:g}")
+        if len(self.sim.a) != 1 or len(self.sim.sigma_hill) != 1:
+            raise ValueError("sim.a and sim.sigma_hill must hold one value each (a 2-D valley: one hill direction)")
+        if self.lr * self.sim.a[0] >= 2:
+            raise ValueError(f"lr must be < 2/a = {2 / self.sim.a[0]:g}")
         if 0.0 not in self.curvatures:
             raise ValueError("curvatures must include 0.0 (the straight reference)")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=20000, n_steps=10000, log_every=50)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=50), seeds=20000)}
 SCHED = {"WSD (20% linear)": (0.2, 0), "cosine": (1.0, 1)}
 
 
@@ -52,17 +55,16 @@ def compute(cfg):
     key = jax.random.key(cfg.key_seed)
     parts = []
     for g in cfg.curvatures:
-        rc = RiverConfig(a=(cfg.a,), sigma_hill=(cfg.sigma,), curvature=g, n_steps=cfg.n_steps,
-                         log_every=cfg.log_every)
+        rc = dataclasses.replace(cfg.sim, curvature=g)
         ds = sweep(sim(rc), {"decay_fraction": [v[0] for v in SCHED.values()],
                                   "shape_id": [v[1] for v in SCHED.values()]},
-                   mode="zip", fixed={"lr": cfg.peak_lr}, seeds=cfg.seeds, key=key)
+                   mode="zip", fixed={"lr": cfg.lr}, seeds=cfg.seeds, key=key)
         parts.append(ds[["loss", "u", "diverged"]].expand_dims(curvature=[g]))
     out = xr.concat(parts, "curvature").rename({"point": "schedule"}).assign_coords(schedule=list(SCHED))
     preds = []
     for f, sid in SCHED.values():
-        lrs = S.as_array(S.family_schedule(S.family(cfg.peak_lr, f, S.DECAY_SHAPES[sid]), cfg.n_steps), cfg.n_steps)
-        preds.append(tr.predicted_loss(lrs, (cfg.a,), cfg.sigma)[:: cfg.log_every])
+        lrs = S.as_array(S.family_schedule(S.family(cfg.lr, f, S.DECAY_SHAPES[sid]), cfg.sim.n_steps), cfg.sim.n_steps)
+        preds.append(tr.predicted_loss(lrs, cfg.sim.a, cfg.sim.sigma_hill[0])[:: cfg.sim.log_every])
     out["pred"] = (("schedule", "step"), np.stack(preds))
     return out
 
@@ -94,7 +96,7 @@ def claims(ds, cfg):
 def plot(ds, cfg):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.0), width_ratios=[1.4, 1])
     g = cfg.show_curvature
-    rc = RiverConfig(a=(cfg.a,), curvature=g)
+    rc = dataclasses.replace(cfg.sim, curvature=g)
     u = np.linspace(-0.5, 7.5, 300)
     v = np.linspace(-2.2, 2.2, 200)
     U, V = np.meshgrid(u, v)
@@ -104,20 +106,20 @@ def plot(ds, cfg):
     # one illustrative NumPy path per schedule (same noise for both)
     for i, lab in enumerate(ds.schedule.values):
         f, sid = SCHED[str(lab)]
-        lrs = S.as_array(S.family_schedule(S.family(cfg.peak_lr, f, S.DECAY_SHAPES[sid]), cfg.n_steps), cfg.n_steps)
+        lrs = S.as_array(S.family_schedule(S.family(cfg.lr, f, S.DECAY_SHAPES[sid]), cfg.sim.n_steps), cfg.sim.n_steps)
         x = np.array([0.0, 0.0])
         rng = np.random.default_rng(cfg.key_seed)
         path = [x.copy()]
         for e in lrs:
             w = x[1] - g * np.sin(x[0])  # analytic gradient of e^{-u} + a/2 (v - g sin u)^2
-            gr = np.array([-np.exp(-x[0]) - cfg.a * w * g * np.cos(x[0]), cfg.a * w])
-            x = x - e * (gr + np.array([0.0, cfg.sigma]) * rng.standard_normal(2))
+            gr = np.array([-np.exp(-x[0]) - cfg.sim.a[0] * w * g * np.cos(x[0]), cfg.sim.a[0] * w])
+            x = x - e * (gr + np.array([0.0, cfg.sim.sigma_hill[0]]) * rng.standard_normal(2))
             path.append(x.copy())
         path = np.array(path)[::2]
         ax1.plot(path[:, 0], path[:, 1], color=f"C{i}", lw=0.5, alpha=0.8, label=f"SGD, {lab}")
         ax1.plot(path[-1, 0], path[-1, 1], "o", color=f"C{i}", ms=6, mec="k")
     ax1.set(xlabel="river direction $u$", ylabel="hill direction $v$", ylim=(-2.2, 2.2),
-            title=rf"$f=e^{{-u}}+\frac{{{cfg.a:g}}}{{2}}(v-{g:g}\sin u)^2$, $\eta_{{\max}}={cfg.peak_lr:g}$")
+            title=rf"$f=e^{{-u}}+\frac{{{cfg.sim.a[0]:g}}}{{2}}(v-{g:g}\sin u)^2$, $\eta_{{\max}}={cfg.lr:g}$")
     ax1.legend(fontsize=7, loc="lower right")
     steps = ds.step.values
     for j, gg in enumerate(ds.curvature.values):

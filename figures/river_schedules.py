@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -30,60 +31,64 @@ FAMILY = {  # label -> (decay_fraction, shape)
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the schedule panel's valley; the kappa panel runs it with one hill of sharpness ``kappa_a`` at
+    sharpness variation -kappa and +kappa for twice the steps."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.kappa": "0 in the schedule panel, -+kappa in the kappa panel",
+                                            "sim.schedule": "the WSD / cosine family of the figure, peak `lr`"}
+    sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2)
-    n_steps: int = param(2000, ge=10)
-    log_every: int = param(20, ge=1)
-    peak_lr: float = param(0.1, gt=0, help="peak lr (stable iff < 2/max a)")
-    a: tuple[float, ...] = param((10.0, 5.0), gt=0, help="hill sharpness")
-    sigma: float = param(1.0, ge=0, help="hill noise")
+    lr: float = param(0.1, gt=0, help="peak lr (stable iff < 2/max(sim.a))")
     kappa: float = param(0.3, help="sharpness variation along the river, a(u) = a exp(kappa u)")
     kappa_a: float = param(4.0, gt=0, help="hill sharpness at u = 0 in the kappa panel")
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        if self.peak_lr * max(self.a) >= 2:
-            raise ValueError(f"peak_lr={self.peak_lr} must be < 2/max(a) = {2 / max(self.a):g} (stable hills)")
+        if len(self.sim.sigma_hill) != 1:
+            raise ValueError("sim.sigma_hill must hold one value (one hill noise scale)")
+        if self.lr * max(self.sim.a) >= 2:
+            raise ValueError(f"lr={self.lr} must be < 2/max(sim.a) = {2 / max(self.sim.a):g} (stable hills)")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=20000, n_steps=10000, log_every=50)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=50), seeds=20000)}
 
 
 def _lrs(cfg, frac, shape):
-    return S.as_array(S.family_schedule(S.family(cfg.peak_lr, frac, shape), cfg.n_steps), cfg.n_steps)
+    return S.as_array(S.family_schedule(S.family(cfg.lr, frac, shape), cfg.sim.n_steps), cfg.sim.n_steps)
 
 
 def compute(cfg: Config) -> xr.Dataset:
     k1, k2 = jax.random.split(jax.random.key(cfg.key_seed))
-    rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=cfg.n_steps, log_every=cfg.log_every)
+    rc = cfg.sim
     fr = [v[0] for v in FAMILY.values()]
     sh = [S.DECAY_SHAPES.index(v[1]) for v in FAMILY.values()]
-    ds = sweep(sim(rc), {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.peak_lr},
+    ds = sweep(sim(rc), {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.lr},
                seeds=cfg.seeds, key=k1)
     ds = ds.rename({"point": "schedule"}).assign_coords(schedule=list(FAMILY))
     lrs = np.stack([_lrs(cfg, f, s) for f, s in FAMILY.values()])
-    ev = slice(None, None, cfg.log_every)
-    ds["pred_loss"] = (("schedule", "step"), np.stack([tr.predicted_loss(l, cfg.a, cfg.sigma)[ev] for l in lrs]))
+    ev = slice(None, None, cfg.sim.log_every)
+    sig = cfg.sim.sigma_hill[0]
+    ds["pred_loss"] = (("schedule", "step"), np.stack([tr.predicted_loss(l, cfg.sim.a, sig)[ev] for l in lrs]))
     ds["pred_river_gd"] = (("schedule", "step"), np.stack([tr.river_loss(tr.gd_river(l))[ev] for l in lrs]))
     ds["tau"] = (("schedule", "step"), np.stack([tr.cumulative_lr(l)[ev] for l in lrs]))
     ds["pred_river_flow"] = (("schedule", "step"), tr.river_loss(tr.gradient_flow_river(ds.tau.values)))
     # sharpness varying along the river: the river drift gets a noise term (theory.effective_drift)
     out = [ds]
     for kap in (-cfg.kappa, cfg.kappa):
-        kc = RiverConfig(a=(cfg.kappa_a,), sigma_hill=(cfg.sigma,), kappa=kap, n_steps=2 * cfg.n_steps,
-                         log_every=2 * cfg.log_every)
-        dk = sweep(sim(kc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=k2)
-        lr_k = np.full(kc.n_steps, cfg.peak_lr)
+        kc = dataclasses.replace(cfg.sim, a=(cfg.kappa_a,), kappa=kap, n_steps=2 * cfg.sim.n_steps,
+                                 log_every=2 * cfg.sim.log_every)
+        dk = sweep(sim(kc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=k2)
+        lr_k = np.full(kc.n_steps, cfg.lr)
         tag = "kneg" if kap < 0 else "kpos"
         out.append(xr.Dataset({
             f"u_{tag}": (("seed", "kstep"), dk.u.isel(lr=0).values),
-            f"u_ode_{tag}": ("kstep", tr.river_ode(lr_k, kc.a, cfg.sigma, kap)[:: kc.log_every]),
+            f"u_ode_{tag}": ("kstep", tr.river_ode(lr_k, kc.a, cfg.sim.sigma_hill[0], kap)[:: kc.log_every]),
             f"div_{tag}": ("seed", dk.diverged.isel(lr=0).values),
         }, coords={"kstep": kc.steps()}))
-    lr_k = np.full(2 * cfg.n_steps, cfg.peak_lr)
-    out.append(xr.Dataset({"u_gd_k": ("kstep", tr.gd_river(lr_k)[:: 2 * cfg.log_every])},
+    lr_k = np.full(2 * cfg.sim.n_steps, cfg.lr)
+    out.append(xr.Dataset({"u_gd_k": ("kstep", tr.gd_river(lr_k)[:: 2 * cfg.sim.log_every])},
                           coords={"kstep": out[-1].kstep.values}))
     return xr.merge(out, combine_attrs="override")
 
@@ -141,7 +146,7 @@ def plot(ds, cfg):
         band(axs[1], ds.tau.isel(schedule=i).values, ds.river_loss.isel(schedule=i).values, c, lab)
     axs[0].plot([], [], "k--", lw=0.7, label="theory: $\\ell(u_t)$ + exact hill excess")
     axs[0].set(yscale="log", xlabel="step $t$", ylabel="$\\mathbb{E}\\,f(x_t)$",
-               title=rf"loss vs step ($\eta_{{\max}}={cfg.peak_lr:g}$, $a={cfg.a}$)")
+               title=rf"loss vs step ($\eta_{{\max}}={cfg.lr:g}$, $a={cfg.sim.a}$)")
     axs[0].legend(fontsize=7)
     tau = np.linspace(0, float(ds.tau.max()), 300)
     axs[1].plot(tau, tr.river_loss(tr.gradient_flow_river(tau)), "k--", lw=0.8, label="gradient flow in $\\tau$")

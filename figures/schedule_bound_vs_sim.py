@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -28,9 +29,13 @@ CENTER = {"abs": 0.1, "logistic": 3.0, "least_squares": 0.1}
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the SGD run; the figure sets its problem (each of ``problems``) and sweeps the schedules of
+    SCHEDS over a peak-lr grid."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.problem": "each of `problems`",
+                                            "sim.schedule": "the WSD family of SCHEDS (hparams)"}
+    sim: ConvexConfig = ConvexConfig(n_steps=2000, log_every=100)
     seeds: int = param(64, ge=2)
-    n_steps: int = param(2000, ge=100)
-    log_every: int = param(100, ge=1)
     half_octaves: int = param(6, ge=2, help="lr grid: center x 2^(k/2), k = -h..h")
     problems: tuple[str, ...] = param(unique=True, default=("abs", "logistic", "least_squares"), choices=tuple(CENTER))
     key_seed: int = param(0, ge=0)
@@ -40,11 +45,13 @@ class Config(Validated):
     def check(self):
         if any(b <= a for a, b in zip(self.bound_horizons, self.bound_horizons[1:])):
             raise ValueError(f"bound_horizons must be strictly increasing, got {self.bound_horizons}")
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
+        if self.sim.n_steps < 100:
+            raise ValueError(f"sim.n_steps={self.sim.n_steps} is out of range: must be >= 100")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=256, n_steps=10000, log_every=500, half_octaves=8)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=500), seeds=256,
+                          half_octaves=8)}
 
 
 def _shapes(T):
@@ -55,11 +62,11 @@ def compute(cfg):
     key = jax.random.key(cfg.key_seed)
     ks = np.arange(-cfg.half_octaves, cfg.half_octaves + 1)
     out = []
-    shapes = _shapes(cfg.n_steps)
+    shapes = _shapes(cfg.sim.n_steps)
     t1, t2, t3 = ts.bound_terms(shapes)
     for prob in cfg.problems:
         lrs = CENTER[prob] * 2.0 ** (ks / 2)
-        cc = ConvexConfig(problem=prob, n_steps=cfg.n_steps, log_every=cfg.log_every)
+        cc = dataclasses.replace(cfg.sim, problem=prob)
         hp = {"lr": [l for l in lrs for _ in SCHEDS],
               "decay_fraction": [v[0] for _ in lrs for v in SCHEDS.values()],
               "shape_id": [S.DECAY_SHAPES.index(v[1]) for _ in lrs for v in SCHEDS.values()]}
@@ -189,7 +196,7 @@ def claims(ds, cfg):
             f"{fmt(tlr[i_wsd], 3)}, cosine {fmt(tlr[i_cos], 3)}, both interior: {both_in})",
             "sim gap <= 10%, both optima interior", bool(ok and both_in),
             finding="" if ok or not both_in else f"stands after the float64 fix with both peak lrs tuned (interior, "
-            f"grid refined to x2^(1/4)): at T = {cfg.n_steps} steps of batch-1 SGD the simulated gap is far larger "
+            f"grid refined to x2^(1/4)): at T = {cfg.sim.n_steps} steps of batch-1 SGD the simulated gap is far larger "
             f"than the bound's {fmt(100 * gap_b, 3)}%. The bound is a worst case over convex Lipschitz problems "
             "and ranks them the same way; on these well-conditioned finite-sum problems the final loss is set by "
             "the lr over the last ~1/(mu lr) steps, which cosine lowers gradually and WSD only in its last 20%. "
@@ -257,7 +264,7 @@ def plot(ds, cfg):
     ax.set(xscale="log", xlabel="horizon T", ylabel=r"$\sqrt{T}\,\Omega^\star$ (tuned bound, D = G = 1)",
            title="tuned bound, float64 (2: linear decay's limit)")
     ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Final loss vs peak lr after T = {cfg.n_steps} SGD steps ({cfg.seeds} seeds). Open markers: "
+    fig.suptitle(f"Final loss vs peak lr after T = {cfg.sim.n_steps} SGD steps ({cfg.seeds} seeds). Open markers: "
                  "sim mean +- 2 SE; large filled: each schedule at its tuned lr; lines: the last-iterate bound with "
                  "one (D, G) fitted per problem", fontsize=9)
     return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -23,11 +24,12 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the valley of both panels (lr panel: WSD at each of ``lrs``; decay panel: each of ``fractions``
+    at ``frac_lr``, and cosine)."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "WSD at `decay_fraction` / each of `fractions`, cosine"}
+    sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2)
-    n_steps: int = param(2000, ge=10)
-    log_every: int = param(20, ge=1)
-    a: tuple[float, ...] = param((10.0, 5.0), gt=0)
-    sigma: float = param(1.0, ge=0)
     lrs: tuple[float, ...] = param(
         unique=True, default=(0.01, 0.02, 0.05, 0.1, 0.15, 0.18), gt=0, help="peak lrs (< 2/max a)")
     decay_fraction: float = param(0.2, ge=0, le=1, help="WSD decay fraction for the lr panel")
@@ -37,13 +39,14 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.n_steps % self.log_every:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of log_every ({self.log_every})")
-        if max(self.lrs + (self.frac_lr,)) * max(self.a) >= 2:
-            raise ValueError(f"lrs must be < 2/max(a) = {2 / max(self.a):g}")
+        if len(self.sim.sigma_hill) != 1:
+            raise ValueError("sim.sigma_hill must hold one value (one hill noise scale)")
+        if max(self.lrs + (self.frac_lr,)) * max(self.sim.a) >= 2:
+            raise ValueError(f"lrs must be < 2/max(sim.a) = {2 / max(self.sim.a):g}")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=20000, n_steps=10000, log_every=50)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=10000, log_every=50), seeds=20000)}
 
 
 def _wsd(lr, f, shape, n):
@@ -52,21 +55,22 @@ def _wsd(lr, f, shape, n):
 
 def compute(cfg):
     k1, k2 = jax.random.split(jax.random.key(cfg.key_seed))
-    rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=cfg.n_steps, log_every=cfg.log_every)
+    rc = cfg.sim
     run = sim(rc)
-    ev = slice(None, None, cfg.log_every)
+    ev = slice(None, None, cfg.sim.log_every)
     d1 = sweep(run, {"lr": list(cfg.lrs)}, fixed={"decay_fraction": cfg.decay_fraction}, seeds=cfg.seeds, key=k1)
-    d1["pred"] = (("lr", "step"), np.stack([tr.predicted_loss(_wsd(l, cfg.decay_fraction, "linear", cfg.n_steps),
-                                                               cfg.a, cfg.sigma)[ev] for l in cfg.lrs]))
-    d1["stationary_excess"] = ("lr", tq.stationary_loss(np.asarray(cfg.lrs), cfg.a, cfg.sigma))
+    d1["pred"] = (("lr", "step"), np.stack([tr.predicted_loss(_wsd(l, cfg.decay_fraction, "linear", cfg.sim.n_steps),
+                                                               cfg.sim.a, cfg.sim.sigma_hill[0])[ev] for l in cfg.lrs]))
+    d1["stationary_excess"] = ("lr", tq.stationary_loss(np.asarray(cfg.lrs), cfg.sim.a, cfg.sim.sigma_hill[0]))
     fr = list(cfg.fractions) + [1.0]
     sh = [0] * len(cfg.fractions) + [1]  # the last point is cosine
     d2 = sweep(run, {"decay_fraction": fr, "shape_id": sh}, mode="zip", fixed={"lr": cfg.frac_lr}, seeds=cfg.seeds,
                key=k2)
-    preds = [tr.predicted_loss(_wsd(cfg.frac_lr, f, S.DECAY_SHAPES[s], cfg.n_steps), cfg.a, cfg.sigma)[-1]
+    sig = cfg.sim.sigma_hill[0]
+    preds = [tr.predicted_loss(_wsd(cfg.frac_lr, f, S.DECAY_SHAPES[s], cfg.sim.n_steps), cfg.sim.a, sig)[-1]
              for f, s in zip(fr, sh)]
     fine = np.linspace(0.005, 1.0, 200)
-    _, fine_pred = tr.optimal_decay_fraction(fine, cfg.frac_lr, cfg.n_steps, cfg.a, cfg.sigma,
+    _, fine_pred = tr.optimal_decay_fraction(fine, cfg.frac_lr, cfg.sim.n_steps, cfg.sim.a, cfg.sim.sigma_hill[0],
                                              decay_shape_factor=lambda p: 1 - p)
     d2 = xr.Dataset({"frac_final": (("point", "seed"), d2.loss.isel(step=-1).values),
                      "frac_pred": ("point", np.asarray(preds)),
@@ -78,8 +82,8 @@ def compute(cfg):
 
 
 def _decay_start_index(cfg):
-    t0 = cfg.n_steps - int(round(cfg.decay_fraction * cfg.n_steps))
-    return t0 // cfg.log_every
+    t0 = cfg.sim.n_steps - int(round(cfg.decay_fraction * cfg.sim.n_steps))
+    return t0 // cfg.sim.log_every
 
 
 def claims(ds, cfg):
@@ -155,7 +159,7 @@ def plot(ds, cfg):
     axs[1].errorbar(lrs, m, yerr=2 * se, fmt="o", color="C0", ms=4, label="simulated drop")
     axs[1].plot(lrs, ds.pred.values[:, i0] - ds.pred.values[:, -1], "k--", lw=0.8, label="theory (exact)")
     fine = np.linspace(lrs.min(), lrs.max(), 100)
-    axs[1].plot(fine, tq.stationary_loss(fine, cfg.a, cfg.sigma), color="C1", lw=1,
+    axs[1].plot(fine, tq.stationary_loss(fine, cfg.sim.a, cfg.sim.sigma_hill[0]), color="C1", lw=1,
                 label=r"stationary excess $\sum_i\frac{\eta\sigma^2}{2(2-\eta a_i)}$")
     axs[1].set(xscale="log", yscale="log", xlabel=r"stable lr $\eta$", ylabel="loss drop in the decay",
                title="decay drop vs lr")
@@ -170,6 +174,6 @@ def plot(ds, cfg):
     axs[2].axhspan(fm[c] - 2 * fse[c], fm[c] + 2 * fse[c], color="C1", alpha=0.3, lw=0)
     axs[2].axhline(fm[c], color="C1", lw=1, label="cosine, sim.")
     axs[2].set(xscale="log", yscale="log", xlabel="decay fraction $f$", ylabel="final loss",
-               title=rf"final loss vs decay fraction ($\eta={cfg.frac_lr:g}$, {cfg.n_steps} steps)")
+               title=rf"final loss vs decay fraction ($\eta={cfg.frac_lr:g}$, {cfg.sim.n_steps} steps)")
     axs[2].legend(fontsize=7)
     return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -22,29 +23,37 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 5"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the valley; each run of the WSD-S / WSD / cyclic-cosine protocols over ``budgets`` sets its
+    length and schedule."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.n_steps": "each run of the protocols over `budgets`",
+                                            "sim.schedule": "each run of the WSD-S / WSD / cyclic-cosine protocols"}
+    sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=4000, log_every=50)
     seeds: int = param(1000, ge=2)
     budgets: tuple[int, ...] = param(
         unique=True, default=(1000, 2000, 4000), ge=1, help="WSD budgets T_k (paper: 12.5k, 25k, 50k)")
     decay_fraction: float = param(0.1, ge=0, le=1, help="decay = f T_k (paper: 0.1)")
     final_ratio: float = param(0.1, ge=0, le=1, help="lr at the end of a decay / cosine cycle (paper: 0.1)")
-    peak_lr: float = param(0.1, gt=0)
-    a: tuple[float, ...] = param((10.0, 5.0), gt=0)
-    sigma: float = param(1.0, ge=0)
-    log_every: int = param(50, ge=1)
+    lr: float = param(0.1, gt=0, help="peak lr of every protocol (< 2/max(sim.a))")
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)
 
     def check(self):
         S.check_budgets(self.budgets)
+        if len(self.sim.sigma_hill) != 1:
+            raise ValueError("sim.sigma_hill must hold one value (one hill noise scale)")
         p = S.wsd_s_protocol(self.budgets, self.decay_fraction)
         for _, c in p.checkpoints:
-            if c % self.log_every:
-                raise ValueError(f"log_every ({self.log_every}) must divide every WSD-S checkpoint {p.checkpoints}")
-        if self.peak_lr * max(self.a) >= 2:
-            raise ValueError(f"peak_lr must be < 2/max(a) = {2 / max(self.a):g}")
+            if c % self.sim.log_every:
+                raise ValueError(f"sim.log_every ({self.sim.log_every}) must divide every WSD-S checkpoint "
+                                 f"{p.checkpoints}")
+        if self.lr * max(self.sim.a) >= 2:
+            raise ValueError(f"lr must be < 2/max(sim.a) = {2 / max(self.sim.a):g}")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=10000, budgets=(12500, 25000, 50000), log_every=250)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=dataclasses.replace(Config().sim, n_steps=50000, log_every=250), seeds=10000,
+                          budgets=(12500, 25000, 50000))}
 METHODS = ("WSD-S", "WSD", "cyclic cosine")
 
 
@@ -61,18 +70,18 @@ def compute(cfg):
     for name, p in _protocols(cfg).items():
         ck_sim, ck_th = [], []
         for run_i, (spec, n) in enumerate(zip(p.runs, p.n_steps)):
-            rc = RiverConfig(a=cfg.a, sigma_hill=(cfg.sigma,), n_steps=n, log_every=cfg.log_every, schedule=spec)
-            ds = sweep(sim(rc), {"lr": [cfg.peak_lr]}, seeds=cfg.seeds, key=key)
+            rc = dataclasses.replace(cfg.sim, n_steps=n, schedule=spec)
+            ds = sweep(sim(rc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=key)
             if ds.diverged.any():
                 raise Diverged(f"{name}: {int(ds.diverged.sum())} runs diverged")
-            lrs = cfg.peak_lr * S.as_array(S.from_spec(spec), n)
-            pred = tr.predicted_loss(lrs, cfg.a, cfg.sigma)
+            lrs = cfg.lr * S.as_array(S.from_spec(spec), n)
+            pred = tr.predicted_loss(lrs, cfg.sim.a, cfg.sim.sigma_hill[0])
             for r, step in p.checkpoints:
                 if r == run_i:
                     ck_sim.append(ds.loss.isel(lr=0).sel(step=step).values)
                     ck_th.append(pred[step])
             if run_i == len(p.runs) - 1:
-                curves[name] = (rc.steps(), ds.loss.isel(lr=0).mean("seed").values, pred[:: cfg.log_every], lrs)
+                curves[name] = (rc.steps(), ds.loss.isel(lr=0).mean("seed").values, pred[:: cfg.sim.log_every], lrs)
         rows_sim.append(np.stack(ck_sim))
         rows_th.append(ck_th)
         comp.append([c for _, c in _protocols(cfg)["WSD-S"].checkpoints])

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import Sim, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from theory import bandits as tb
 
@@ -317,13 +317,15 @@ class BanditConfig:
     every instance x noise variance x algorithm x seed (a per-instance config would compile once per instance).
     ``rho_bar`` likewise (a float or a tuple, indexed by ``hparams["rb"]``)."""
 
-    instance: str | tuple = "synthetic"
-    algorithms: tuple = ("dynlinucblog",)
-    horizon: int = 100_000
-    log_every: int = 1000
-    rho_bar: float | tuple = -1.0  # the learner's bound on rho(A); < 0: the true rho (as the paper's code)
-    noise_variance: str | tuple = "authors"  # "authors": sigma^2 in the radii (main.py); "exact": m sigma^2
-    unroll: int = 1  # inner lax.scan unroll (speed only)
+    instance: str | tuple = param("synthetic", help="instance name (sims.bandits.instance) or a tuple of names")
+    algorithms: tuple = param(("dynlinucblog",), help="algorithm names sharing one code path (ALGORITHMS)")
+    horizon: int = param(100_000, ge=1, le=10**10, help="rounds T")
+    log_every: int = param(1000, ge=1, help="record every log_every rounds (divides the horizon)")
+    rho_bar: float | tuple = param(-1.0, lt=1, help="the learner's bound on rho(A); < 0: the true rho (as the "
+                                   "paper's code); or a tuple")
+    noise_variance: str | tuple = param("authors", help="authors: sigma^2 in the radii (main.py); exact: m sigma^2; "
+                                        "or a tuple")
+    unroll: int = param(1, ge=1, help="inner lax.scan unroll (speed only)")
 
     def __post_init__(self):
         algs = (self.algorithms,) if isinstance(self.algorithms, str) else tuple(self.algorithms)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 
 __all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss"]
@@ -33,15 +33,15 @@ PROBLEMS = ("least_squares", "logistic", "abs")
 
 @dataclasses.dataclass(frozen=True)
 class ConvexConfig:
-    problem: str = "logistic"
-    n: int = 512
-    d: int = 20
-    data_seed: int = 0
-    noise: float = 0.5
-    batch: int = 1
-    n_steps: int = 2000
-    log_every: int = 20
-    schedule: tuple = ()
+    problem: str = param("logistic", choices=PROBLEMS, help="objective on the (A, b) data")
+    n: int = param(512, ge=1, help="data points")
+    d: int = param(20, ge=1, help="dimension")
+    data_seed: int = param(0, ge=0, help="seed of the data (A, b)")
+    noise: float = param(0.5, ge=0, help="label noise of the data")
+    batch: int = param(1, ge=1, help="samples per SGD step")
+    n_steps: int = param(2000, ge=1, le=10**9, help="SGD steps")
+    log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
 __all__ = ["sim", "QuadraticConfig", "make_run", "loss"]
@@ -32,14 +32,14 @@ class QuadraticConfig:
     """Static config. ``a``: curvatures (d of them); ``sigma``: noise scale per coordinate (one
     value broadcast, or d values); ``x0``: start (one value broadcast, or d values)."""
 
-    a: tuple[float, ...] = (1.0,)
-    sigma: tuple[float, ...] = (1.0,)
-    x0: tuple[float, ...] = (0.0,)
-    n_steps: int = 1000
-    log_every: int = 10
-    bound: float = 1e6  # |x| beyond this counts as diverged
-    record_x: bool = False
-    unroll: int = 4  # inner lax.scan unroll (speed only; same bits)
+    a: tuple[float, ...] = param((1.0,), gt=0, help="curvatures a_i (d of them)")
+    sigma: tuple[float, ...] = param((1.0,), ge=0, help="gradient noise scale (1 value or d values)")
+    x0: tuple[float, ...] = param((0.0,), help="start (1 value or d values)")
+    n_steps: int = param(1000, ge=1, le=10**9, help="SGD steps")
+    log_every: int = param(10, ge=1, help="record every log_every steps (divides n_steps)")
+    bound: float = param(1e6, gt=0, help="|x| beyond this counts as diverged")
+    record_x: bool = param(False, help="also record the iterate x")
+    unroll: int = param(4, ge=1, help="inner lax.scan unroll (speed only; same bits)")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)

@@ -25,28 +25,32 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
-__all__ = ["sim", "RiverConfig", "make_run", "loss_parts"]
+__all__ = ["sim", "lm_sim", "RiverConfig", "BigramLMConfig", "make_run", "make_lm_run", "loss_parts"]
 
 
 @dataclasses.dataclass(frozen=True)
 class RiverConfig:
-    a: tuple[float, ...] = (10.0,)  # hill sharpness per hill direction (at u = 0)
-    sigma_hill: tuple[float, ...] = (1.0,)
-    sigma_river: float = 0.0
-    c: float = 1.0  # river loss scale
-    s: float = 1.0  # river length scale
-    kappa: float = 0.0  # sharpness varies along the river: a_i(u) = a_i exp(kappa u)
-    curvature: float = 0.0  # gamma: the river curve g_1(u) = gamma sin(u)
-    noise: str = "additive"  # or "loss"
-    u0: float = 0.0
-    v0: float = 0.0
-    n_steps: int = 2000
-    log_every: int = 20
-    schedule: tuple = ()  # () -> WSD family from hparams; else a unit-peak spec for from_spec
-    bound: float = 1e6
+    """Static config of a river-valley run (hparams: the schedule's ``lr``, ``decay_fraction``, ``shape_id``,
+    ``final_ratio``, ``warmup_steps``)."""
+
+    a: tuple[float, ...] = param((10.0,), gt=0, help="hill sharpness a_i per hill direction (at u = 0)")
+    sigma_hill: tuple[float, ...] = param((1.0,), ge=0, help="hill noise scale (1 value or one per hill)")
+    sigma_river: float = param(0.0, ge=0, help="river-direction noise scale")
+    c: float = param(1.0, gt=0, help="river loss scale c in l(u) = c exp(-u/s)")
+    s: float = param(1.0, gt=0, help="river length scale s")
+    kappa: float = param(0.0, help="sharpness varies along the river: a_i(u) = a_i exp(kappa u)")
+    curvature: float = param(0.0, help="gamma: the river curve g_1(u) = gamma sin(u)")
+    noise: str = param("additive", choices=("additive", "loss"),
+                       help="additive: fixed scales; loss: scales x sqrt(l(u)/l(u0))")
+    u0: float = param(0.0, help="start along the river")
+    v0: float = param(0.0, help="start across the hills")
+    n_steps: int = param(2000, ge=1, le=10**9, help="SGD steps")
+    log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
+    bound: float = param(1e6, gt=0, help="|x| beyond this counts as diverged")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)
@@ -131,19 +135,19 @@ class BigramLMConfig:
     with a deterministic next token (flat, noiseless "river" directions: their loss only reaches 0
     as a margin grows without bound) and uncertain rows (finite optimum, noisy "hill")."""
 
-    V: int = 32
-    data_seed: int = 0
-    frac_deterministic: float = 0.5
-    support: tuple[int, int] = (2, 16)
-    restart: float = 0.1  # x ~ stationary law of the chain with uniform restarts
-    batch: int = 64
-    n_steps: int = 4000
-    log_every: int = 50
-    record_params: bool = False
-    schedule: tuple = ()
-    shift_step: int = 0  # > 0: from this step on the data come from a second source (continual learning)
-    shift_seed: int = 1  # data seed of the second source
-    shift_frac: float = 1.0  # fraction of rows (next-token laws) that the shift replaces
+    V: int = param(32, ge=2, help="vocabulary size")
+    data_seed: int = param(0, ge=0, help="seed of the bigram source")
+    frac_deterministic: float = param(0.5, ge=0, le=1, help="fraction of rows with a deterministic next token")
+    support: tuple[int, int] = param((2, 16), ge=1, help="(min, max) support size of the uncertain rows")
+    restart: float = param(0.1, ge=0, le=1, help="x ~ stationary law of the chain with uniform restarts")
+    batch: int = param(64, ge=1, help="(x, y) pairs per SGD step")
+    n_steps: int = param(4000, ge=1, le=10**9, help="SGD steps")
+    log_every: int = param(50, ge=1, help="record every log_every steps (divides n_steps)")
+    record_params: bool = param(False, help="also record the logit table")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
+    shift_step: int = param(0, ge=0, help="> 0: from this step on the data come from a second source")
+    shift_seed: int = param(1, ge=0, help="data seed of the second source")
+    shift_frac: float = param(1.0, ge=0, le=1, help="fraction of rows (next-token laws) that the shift replaces")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)
@@ -275,3 +279,8 @@ def sim(cfg: RiverConfig) -> Sim:
     """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
     the names of the outputs' trailing axes)."""
     return Sim.of(make_run(cfg), cfg, {})
+
+
+def lm_sim(cfg: BigramLMConfig) -> Sim:
+    """The sweep bundle of a bigram-LM config (as :func:`sim`)."""
+    return Sim.of(make_lm_run(cfg), cfg, {})

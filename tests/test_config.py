@@ -78,9 +78,9 @@ def test_sim_configs_reject_nonfinite_and_mistyped_values_from_python(make, need
 def test_api_and_cli_reject_with_the_same_message():
     mod = _core.load("quadratic_sgd")
     with pytest.raises(ValueError) as api:
-        dataclasses.replace(mod.PRESETS["quick"], peak_lr=-0.1)
+        dataclasses.replace(mod.PRESETS["quick"], lr=-0.1)
     with pytest.raises(_core.UserError) as cli:
-        _core.resolve_config(mod, "quick", None, ["peak_lr=-0.1"])
+        _core.resolve_config(mod, "quick", None, ["lr=-0.1"])
     assert str(api.value) == str(cli.value)
 
 
