@@ -341,6 +341,11 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
         annotate_diverged(fig, n_div, n_runs)
         log.warning("%s: %d of %d runs diverged (flagged in the data, counted in the figure and in each claim)",
                     name, n_div, n_runs)
+    import jax
+
+    if jax.process_index() != 0:  # several processes (jax.distributed): each holds the whole data; one writes
+        plt.close(fig)
+        return claims
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
     try:

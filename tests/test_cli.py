@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -136,7 +137,8 @@ def test_ctrl_c_keeps_finished_chunks_and_the_rerun_resumes_to_the_same_bits(tmp
 
     args = ["-m", "figures", "run", "quadratic_sgd", "--seeds", "500", "--set", "sim.n_steps=3000"]
     out = tmp_path / "out"
-    env = {"PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin",
+           "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}  # the same compiler flags as this process: the same bits
     proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cache = out / ".sweep_cache"

@@ -9,12 +9,14 @@ fold_in(key, seed) and each run is independent).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
+import pytest
 import xarray as xr
 
 from sims.quadratic import QuadraticConfig, sim
@@ -46,12 +48,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="two CPU processes on 127.0.0.1 (the workers force CPU)")
 def test_two_processes_give_the_single_process_result_bit_for_bit(tmp_path):
     ref = sweep(sim(CFG), AXES, seeds=SEEDS, key=jax.random.key(7), max_bytes=MAX_BYTES, progress=False)
     assert ref.attrs["n_chunks"] >= 4
     port = str(_free_port())
     outs = [tmp_path / f"p{i}.nc" for i in range(2)]
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}  # the same compiler flags as this process: the same bits
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(outs[i])], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for p in procs:
