@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("quadratic", "river_valley", "lion", "schedules", "bandits", "bandit_figure", "bigram_backcopy",
-              "linear_attention", "radial_attention")
+              "bigram_backcopy_torch", "compile_times", "wsd_s_figure", "linear_attention", "radial_attention")
 
 
 def main(argv=None) -> int:

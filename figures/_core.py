@@ -432,6 +432,21 @@ def write_report(out: Path) -> Path:
     return path
 
 
+def float64(fn):
+    """Run ``fn`` (a figure's ``compute``, or a worker of it) with ``jax.enable_x64(True)``: the one place where a
+    figure asks for float64 (the flag is thread-local, so a worker thread needs it too)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import jax
+
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def annotate_diverged(fig, n_div: int, n_runs: int) -> None:
     """The count of diverged runs, in red below the figure's bottom left (never a silent omission; the tight
     bounding box of the saved PNG takes it in)."""
@@ -440,20 +455,28 @@ def annotate_diverged(fig, n_div: int, n_runs: int) -> None:
              color="C3", fontsize=8, ha="left", va="top")
 
 
-def mean_se(x, dim: str = "seed"):
-    """Mean and standard error over ``dim`` of an xarray DataArray (float64; NaNs skipped)."""
-    x = x.astype(np.float64)  # float32 accumulation over thousands of seeds is not exact enough
-    n = x.count(dim)
-    return x.mean(dim), x.std(dim, ddof=1) / np.sqrt(n)
+def mean_se(x, dim: str = "seed", *, axis=None, skipna: bool = False):
+    """The mean and its standard error (std with ddof = 1 over sqrt(n)): the one stats helper of the figures.
+
+    An xarray DataArray: over ``dim``, in float64 (float32 accumulation over thousands of seeds is not exact
+    enough), NaNs skipped and not counted. A NumPy array: over ``axis`` (None: every entry), in the array's dtype;
+    ``skipna=True`` skips non-finite entries (e.g. runs masked out with ``where(~diverged)``) and counts only the
+    finite ones in n."""
+    if hasattr(x, "dims"):
+        x = x.astype(np.float64)
+        n = x.count(dim)
+        return x.mean(dim), x.std(dim, ddof=1) / np.sqrt(n)
+    x = np.asarray(x)
+    if skipna:
+        return np.nanmean(x, axis), np.nanstd(x, axis, ddof=1) / np.sqrt(np.sum(np.isfinite(x), axis))
+    n = x.size if axis is None else x.shape[axis]
+    return x.mean(axis), x.std(axis, ddof=1) / np.sqrt(n)
 
 
 def zscores(samples, theory, axis: int = 0, floor: float = 1e-12):
     """|mean - theory| / SE along ``axis`` (float64). Deterministic entries (SE = 0) use ``floor``
     times max(1, |theory|) as their scale, i.e. they must agree to float rounding."""
-    x = np.asarray(samples, dtype=np.float64)
-    n = x.shape[axis]
-    m = x.mean(axis)
-    se = x.std(axis, ddof=1) / np.sqrt(n)
+    m, se = mean_se(np.asarray(samples, dtype=np.float64), axis=axis)
     th = np.asarray(theory, dtype=np.float64)
     scale = np.maximum(se, floor * np.maximum(1.0, np.abs(th)))
     return np.abs(m - th) / scale, m, se
@@ -461,8 +484,6 @@ def zscores(samples, theory, axis: int = 0, floor: float = 1e-12):
 
 def band(ax, x, samples, color, label=None, axis: int = 0, lw=1.0):
     """Mean +- 2 SE band of ``samples`` along ``axis``."""
-    s = np.asarray(samples, dtype=np.float64)
-    m = s.mean(axis)
-    se = s.std(axis, ddof=1) / np.sqrt(s.shape[axis])
+    m, se = mean_se(np.asarray(samples, dtype=np.float64), axis=axis)
     ax.fill_between(x, m - 2 * se, m + 2 * se, color=color, alpha=0.25, lw=0)
     ax.plot(x, m, color=color, lw=lw, label=label)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, mean_se, param
 from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
 from theory import bandits as tb
@@ -38,30 +38,30 @@ class Config(Validated):
 PRESETS = {"quick": Config(), "full": Config(seeds=4000, horizon=10000)}
 
 
+@float64
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)
     rows = []
-    with jax.enable_x64(True):
-        for name in cfg.instances:
-            inst = instance(name)
-            K = inst.arms.shape[0]
-            bc = BanditConfig(instance=name, algorithms=("constant_arm",), horizon=cfg.horizon,
-                              log_every=cfg.horizon // 100)
-            ds = sweep(sim(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key)
-            h = tb.markov_parameter(inst)
-            best = float(np.max(inst.arms @ h))
-            R = ds.realized_regret.values  # arm, seed, step: cumulative sum (best - y)
-            for k in range(K):
-                # mean reward over the second half (transient discarded), per seed
-                half = R.shape[-1] // 2
-                ybar = best - (R[k, :, -1] - R[k, :, half]) / (cfg.horizon - bc.steps()[half])
-                # total transient cost from x = 0: sum_t (h^T u - y_t) = realized - T (best - h^T u)
-                cost = R[k, :, -1] - cfg.horizon * (best - inst.arms[k] @ h)
-                rows.append(dict(inst=name, arm=k, ybar=ybar, J=float(inst.arms[k] @ h), cost=cost,
-                                 cost_th=tb.switch_cost(inst, np.zeros(inst.arms.shape[1]), inst.arms[k]),
-                                 rho=tb.spectral_radius(inst.A),
-                                 complex=bool(np.any(np.abs(np.linalg.eigvals(inst.A).imag) > 1e-9)),
-                                 nonnormal=float(np.linalg.norm(inst.A @ inst.A.T - inst.A.T @ inst.A))))
+    for name in cfg.instances:
+        inst = instance(name)
+        K = inst.arms.shape[0]
+        bc = BanditConfig(instance=name, algorithms=("constant_arm",), horizon=cfg.horizon,
+                          log_every=cfg.horizon // 100)
+        ds = sweep(sim(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key)
+        h = tb.markov_parameter(inst)
+        best = float(np.max(inst.arms @ h))
+        R = ds.realized_regret.values  # arm, seed, step: cumulative sum (best - y)
+        for k in range(K):
+            # mean reward over the second half (transient discarded), per seed
+            half = R.shape[-1] // 2
+            ybar = best - (R[k, :, -1] - R[k, :, half]) / (cfg.horizon - bc.steps()[half])
+            # total transient cost from x = 0: sum_t (h^T u - y_t) = realized - T (best - h^T u)
+            cost = R[k, :, -1] - cfg.horizon * (best - inst.arms[k] @ h)
+            rows.append(dict(inst=name, arm=k, ybar=ybar, J=float(inst.arms[k] @ h), cost=cost,
+                             cost_th=tb.switch_cost(inst, np.zeros(inst.arms.shape[1]), inst.arms[k]),
+                             rho=tb.spectral_radius(inst.A),
+                             complex=bool(np.any(np.abs(np.linalg.eigvals(inst.A).imag) > 1e-9)),
+                             nonnormal=float(np.linalg.norm(inst.A @ inst.A.T - inst.A.T @ inst.A))))
     return xr.Dataset({
         "ybar": (("case", "seed"), np.stack([r["ybar"] for r in rows])),
         "J": ("case", [r["J"] for r in rows]),
@@ -73,9 +73,7 @@ def compute(cfg):
 
 
 def _z(x, th):
-    x = np.asarray(x, dtype=np.float64)
-    m = x.mean(-1)
-    se = x.std(-1, ddof=1) / np.sqrt(x.shape[-1])
+    m, se = mean_se(np.asarray(x, dtype=np.float64), axis=-1)
     return np.abs(m - th) / se, m, se
 
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, mean_se, param
 from sims import bandits as sb
 from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
@@ -60,13 +60,13 @@ def compute(cfg):
         nvs = N_[:max(p[0] for p in pts) + 1]
         jobs.append((group, nvs, pts))
 
+    @float64  # a worker thread: the x64 flag is thread-local
     def one(job):
         group, nvs, pts = job
-        with jax.enable_x64(True):  # thread-local: set in the worker
-            bc = BanditConfig(instance=I_, algorithms=group, horizon=cfg.horizon,
-                              log_every=cfg.horizon // cfg.n_records, noise_variance=nvs)
-            axes = dict(zip(("nv", "inst", "alg"), map(list, zip(*pts))))
-            return pts, group, sweep(sim(bc), axes, mode="zip", seeds=cfg.seeds, key=key, progress=False)
+        bc = BanditConfig(instance=I_, algorithms=group, horizon=cfg.horizon,
+                          log_every=cfg.horizon // cfg.n_records, noise_variance=nvs)
+        axes = dict(zip(("nv", "inst", "alg"), map(list, zip(*pts))))
+        return pts, group, sweep(sim(bc), axes, mode="zip", seeds=cfg.seeds, key=key, progress=False)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         parts = list(pool.map(one, jobs))
@@ -131,7 +131,7 @@ def claims(ds, cfg):
                      f"{fmt(ev, 4)} per round", f"{fmt(ex[-1] / s[-1], 4)} per round", "relative error <= 1e-9",
                      bool(abs(ex[-1] / s[-1] - ev) <= 1e-9 * ev)))
     cl = ds.realized_regret.sel(algorithm="clairvoyant").isel(step=-1).values  # instance, seed
-    se = cl.std(-1, ddof=1) / np.sqrt(cl.shape[-1])
+    se = mean_se(cl, axis=-1)[1]
     start = []
     for inst in ds.instance.values:
         I = instance(str(inst))
@@ -166,7 +166,7 @@ def claims(ds, cfg):
             e = full.pseudo_regret.sel(instance=inst, algorithm=alg, noise_variance="exact").isel(step=-1).values
             d = e - a
             txt.append(f"{inst}/{alg}: {fmt(a.mean(), 4)} (sigma^2) vs {fmt(e.mean(), 4)} (3 sigma^2), paired "
-                       f"diff {fmt(d.mean(), 3)} +- {fmt(d.std(ddof=1) / np.sqrt(d.size), 2)}")
+                       f"diff {fmt(d.mean(), 3)} +- {fmt(mean_se(d)[1], 2)}")
             ok &= bool(np.all(np.isfinite(d)))
     out.append(Claim(
         "noise_variance_choice", "DynLin-UCB's regret with the authors' sigma^2 in the radius (default, reproduces "
@@ -192,8 +192,7 @@ def plot(ds, cfg):
             R = ds.pseudo_regret.sel(instance=inst, algorithm=alg).values
             if np.all(np.isnan(R)):
                 continue
-            m = R.mean(0)
-            se = R.std(0, ddof=1) / np.sqrt(R.shape[0])
+            m, se = mean_se(R, axis=0)
             c = COLORS[alg]
             ls = "--" if alg in ("linucb", "linucblog", "dlinucb", "dlinucblog") else ("-." if alg in (
                 "ar2", "exp3", "batchexp3", "expert") else "-")

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, mean_se, param
 from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
 from theory import bandits as tb
@@ -38,20 +38,20 @@ class Config(Validated):
 PRESETS = {"quick": Config(), "full": Config(seeds=10, horizon=1_000_000)}
 
 
+@float64
 def compute(cfg):
     """Two compiled calls: the rho panel stacks its instances as arrays (hparam ``inst``), the misspecification
     panel its rho_bar values (hparam ``rb``); each vmapped with the seeds."""
     key = jax.random.key(cfg.key_seed)
     kw = dict(seeds=cfg.seeds, key=key)
-    with jax.enable_x64(True):
-        bc = BanditConfig(instance=tuple(f"rho={rho}" for rho in cfg.rhos), algorithms=("dynlinucblog",),
-                          horizon=cfg.horizon, log_every=cfg.horizon // 100)
-        ds = sweep(sim(bc), {"inst": list(range(len(cfg.rhos)))}, **kw)
-        R = ds.pseudo_regret.values
-        bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
-                          log_every=cfg.horizon // 100, rho_bar=tuple(f * cfg.misspec_rho for f in cfg.misspec_factors))
-        ds = sweep(sim(bc), {"rb": list(range(len(cfg.misspec_factors)))}, **kw)
-        H, names = ds.h_hat.values, ds.pseudo_regret.values
+    bc = BanditConfig(instance=tuple(f"rho={rho}" for rho in cfg.rhos), algorithms=("dynlinucblog",),
+                      horizon=cfg.horizon, log_every=cfg.horizon // 100)
+    ds = sweep(sim(bc), {"inst": list(range(len(cfg.rhos)))}, **kw)
+    R = ds.pseudo_regret.values
+    bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
+                      log_every=cfg.horizon // 100, rho_bar=tuple(f * cfg.misspec_rho for f in cfg.misspec_factors))
+    ds = sweep(sim(bc), {"rb": list(range(len(cfg.misspec_factors)))}, **kw)
+    H, names = ds.h_hat.values, ds.pseudo_regret.values
     inst = instance(f"rho={cfg.misspec_rho}")
     return xr.Dataset({"regret": (("rho", "seed", "step"), R),
                        "mis_h_hat": (("factor", "seed", "coord"), H),
@@ -99,7 +99,8 @@ def plot(ds, cfg):
     ax1.legend(fontsize=7)
     RT = ds.regret.isel(step=-1)
     x = 1 / (1 - ds.rho.values)
-    ax2.errorbar(x, RT.mean("seed"), yerr=2 * RT.std("seed") / np.sqrt(RT.sizes["seed"]), fmt="o", color="C0",
+    m, se = mean_se(RT)
+    ax2.errorbar(x, m, yerr=2 * se, fmt="o", color="C0",
                  label="simulated $R_T$")
     slope, icpt = np.polyfit(np.log(x), np.log(RT.mean("seed").values), 1)
     xx = np.geomspace(x.min(), x.max(), 50)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, param
 from sims.bigram_backcopy import ReducedConfig, make_reduced_run
 from theory import bigram_backcopy as tbb
 
@@ -36,20 +36,20 @@ class Config(Validated):
 PRESETS = {"quick": Config(), "full": Config(lrs=(1.0, 0.3, 0.1), n_steps=1_000_000, log_every=500)}
 
 
+@float64
 def compute(cfg):
     key = jax.random.key(0)  # the reduced runs are deterministic (exact expectation)
     out = {}
-    with jax.enable_x64(True):
-        for mode in ("none", "alpha", "beta"):
-            rc = ReducedConfig(n=cfg.n, lam=cfg.lam, n_steps=cfg.n_steps, log_every=cfg.log_every, freeze=mode,
-                               beta0=cfg.beta0)
-            run = jax.jit(make_reduced_run(rc))
-            lrs = cfg.lrs if mode == "none" else cfg.lrs[:1]
-            tr = [run(key, {"lr": lr}) for lr in lrs]
-            for name in ("alpha", "beta_norm", "excess"):
-                arr = np.stack([np.asarray(t[1][name]) for t in tr])
-                out[f"{name}_{mode}"] = (("lr_" + mode, "step"), arr)
-            out[f"diverged_{mode}"] = (("lr_" + mode,), np.array([float(t[0]["diverged_step"]) >= 0 for t in tr]))
+    for mode in ("none", "alpha", "beta"):
+        rc = ReducedConfig(n=cfg.n, lam=cfg.lam, n_steps=cfg.n_steps, log_every=cfg.log_every, freeze=mode,
+                           beta0=cfg.beta0)
+        run = jax.jit(make_reduced_run(rc))
+        lrs = cfg.lrs if mode == "none" else cfg.lrs[:1]
+        tr = [run(key, {"lr": lr}) for lr in lrs]
+        for name in ("alpha", "beta_norm", "excess"):
+            arr = np.stack([np.asarray(t[1][name]) for t in tr])
+            out[f"{name}_{mode}"] = (("lr_" + mode, "step"), arr)
+        out[f"diverged_{mode}"] = (("lr_" + mode,), np.array([float(t[0]["diverged_step"]) >= 0 for t in tr]))
     steps = rc.steps()
     ds = xr.Dataset(out, coords={"step": steps, "lr_none": list(cfg.lrs), "lr_alpha": [cfg.lrs[0]],
                                  "lr_beta": [cfg.lrs[0]]})

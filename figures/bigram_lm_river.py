@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims import schedules as S
 from sims.river_valley import BigramLMConfig, bigram_population_loss, hvp, lanczos, lm_sim
 from sims.sweep import sweep
@@ -132,7 +132,7 @@ def claims(ds, cfg):
     fw = w.loss.isel(step=-1).values.astype(float)
     fc = ds.sel(run="cosine").loss.isel(step=-1).values.astype(float)
     dd = fc - fw
-    se = dd.std(ddof=1) / np.sqrt(dd.size)
+    se = mean_se(dd)[1]
     wd = w.excess_det.isel(step=-1).mean().item()
     cd = ds.sel(run="cosine").excess_det.isel(step=-1).mean().item()
     out.append(Claim("wsd_more_river_progress", "at equal steps WSD makes more river progress than cosine: lower "

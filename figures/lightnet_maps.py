@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims import linear_attention as la
 from theory import linear_attention as th
 
@@ -71,8 +71,7 @@ def compute(cfg: Config) -> xr.Dataset:
     return xr.Dataset(
         {"additive_err": ("order", add_err), "mult_diff": ("order", mult_diff),
          "weight_map": (("kind", "row", "col"), maps),
-         "t_one_minus_lambda_mean": ("t", x.mean(1)), "t_one_minus_lambda_se": ("t", x.std(1, ddof=1) /
-                                                                                 np.sqrt(x.shape[1])),
+         "t_one_minus_lambda_mean": ("t", x.mean(1)), "t_one_minus_lambda_se": ("t", mean_se(x, axis=1)[1]),
          "lrpe_score": (("anchor", "d_row", "d_col"), np.stack(scores)),
          "lrpe_closed": (("d_row", "d_col"), closed.reshape(len(dr), len(dr)))},
         coords={"order": names, "kind": ["additive (global)", f"multiplicative, 1 scan (lam={cfg.lam})",

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, param
 from sims.lion import LionConfig, averaged_limit
 from theory import lion as tl
 
@@ -38,37 +38,37 @@ def _steps(cfg, lr):
     return n - n % 100
 
 
+@float64
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)
     err, res, act = {}, {}, {}
-    with jax.enable_x64(True):
-        for prob, (d, lam) in PROBS.items():
-            f, _ = tl.problem(prob, d)
-            ref = tl.solve_composite(f, tl.get_kappa("l1"), lam, d)
-            g = jax.grad(lambda x: f(x, jax.numpy))
-            e_, r_, a_ = [], [], []
-            for lr in cfg.lrs:
-                n = _steps(cfg, lr)
-                xbar, _ = averaged_limit(LionConfig(problem=prob, d=d, n_steps=n, log_every=n // 100, x0_scale=3.0),
-                                         lr, lam, key=key, seeds=cfg.seeds)
-                e_.append(np.abs(xbar - ref).max(1))
-                r_.append([tl.box_kkt_residual(x, np.asarray(g(x)), lam) for x in xbar])
-                on_ref = np.isclose(np.abs(ref), 1 / lam, atol=1e-6)
-                on_sim = np.abs(np.abs(xbar) - 1 / lam) <= 3 * lr
-                a_.append((on_sim == on_ref).all(1))
-            err[prob], res[prob], act[prob] = np.stack(e_), np.stack(r_), np.stack(a_)
-        # every kappa on the d = 4 quadratic, against its own composite problem
-        f, _ = tl.problem("quadratic", 4)
-        kerr, kref, ksim = [], [], []
-        n = _steps(cfg, cfg.kappa_lr)
-        for kn in KAPPA_NAMES:
-            K = tl.get_kappa(kn)
-            ref = tl.solve_composite(f, K, cfg.kappa_lambda, 4)
-            xbar, _ = averaged_limit(LionConfig(problem="quadratic", d=4, kappa=kn, n_steps=n, log_every=n // 100,
-                                                x0_scale=1.0), cfg.kappa_lr, cfg.kappa_lambda, key=key, seeds=2)
-            kerr.append(np.abs(xbar - ref).max())
-            kref.append(ref)
-            ksim.append(xbar.mean(0))
+    for prob, (d, lam) in PROBS.items():
+        f, _ = tl.problem(prob, d)
+        ref = tl.solve_composite(f, tl.get_kappa("l1"), lam, d)
+        g = jax.grad(lambda x: f(x, jax.numpy))
+        e_, r_, a_ = [], [], []
+        for lr in cfg.lrs:
+            n = _steps(cfg, lr)
+            xbar, _ = averaged_limit(LionConfig(problem=prob, d=d, n_steps=n, log_every=n // 100, x0_scale=3.0),
+                                     lr, lam, key=key, seeds=cfg.seeds)
+            e_.append(np.abs(xbar - ref).max(1))
+            r_.append([tl.box_kkt_residual(x, np.asarray(g(x)), lam) for x in xbar])
+            on_ref = np.isclose(np.abs(ref), 1 / lam, atol=1e-6)
+            on_sim = np.abs(np.abs(xbar) - 1 / lam) <= 3 * lr
+            a_.append((on_sim == on_ref).all(1))
+        err[prob], res[prob], act[prob] = np.stack(e_), np.stack(r_), np.stack(a_)
+    # every kappa on the d = 4 quadratic, against its own composite problem
+    f, _ = tl.problem("quadratic", 4)
+    kerr, kref, ksim = [], [], []
+    n = _steps(cfg, cfg.kappa_lr)
+    for kn in KAPPA_NAMES:
+        K = tl.get_kappa(kn)
+        ref = tl.solve_composite(f, K, cfg.kappa_lambda, 4)
+        xbar, _ = averaged_limit(LionConfig(problem="quadratic", d=4, kappa=kn, n_steps=n, log_every=n // 100,
+                                            x0_scale=1.0), cfg.kappa_lr, cfg.kappa_lambda, key=key, seeds=2)
+        kerr.append(np.abs(xbar - ref).max())
+        kref.append(ref)
+        ksim.append(xbar.mean(0))
     ds = xr.Dataset(coords={"lr": list(cfg.lrs), "seed": np.arange(cfg.seeds), "kappa": list(KAPPA_NAMES)})
     for prob in PROBS:
         ds[f"err_{prob}"] = (("lr", "seed"), err[prob])

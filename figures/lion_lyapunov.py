@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, float64, fmt, param
 from sims.lion import LionConfig, ode_solve, sim
 from sims.sweep import sweep
 from theory import lion as tl
@@ -48,42 +48,42 @@ def _H(xs, ms, f, kappa, lam, a, g, e):
     return np.array([tl.lyapunov(float(f(x)), x, m, kappa, lam, a, g, e) for x, m in zip(xs, ms)])
 
 
+@float64
 def compute(cfg):
     K1 = tl.get_kappa("l1")
     pairs = list(zip(cfg.betas[::2], cfg.betas[1::2]))
     combos = [(lr, b1, b2) for lr in cfg.lrs for b1, b2 in pairs]
     out = {}
-    with jax.enable_x64(True):
-        for prob, (d, lam) in PROBS.items():
-            f, _ = tl.problem(prob, d)
-            lc = LionConfig(problem=prob, d=d, n_steps=cfg.n_steps, log_every=1, x0=tuple([0.3 / lam] * d))
-            ds = sweep(sim(lc), {"lr": [c[0] for c in combos], "b1": [c[1] for c in combos],
-                                      "b2": [c[2] for c in combos]}, mode="zip", fixed={"weight_decay": lam}, seeds=1,
-                       key=jax.random.key(0), progress=False,
-                       dims={"x": (f"c{d}",), "m": (f"c{d}",)})
-            Hs = []
-            for i, (lr, b1, b2) in enumerate(combos):
-                a, g, e = tl.ode_params(lr, b1, b2)
-                Hs.append(_H(ds.x.values[i, 0], ds.m.values[i, 0], f, K1, lam, a, g, e) / a)  # H / alpha
-            out[f"H_{prob}"] = (("combo", "step"), np.stack(Hs))
-        # ODE: sign K on Rosenbrock (chatter shrinks with dt), smooth K exactly monotone, violation
-        f, _ = tl.problem("rosenbrock", 2)
-        lam = 1 / 0.6
-        ode = {}
-        for dt in cfg.ode_dts:
-            n = int(round(cfg.ode_time / dt))
-            tr = ode_solve(f, "l1", jnp.array([-0.5, 0.5]), jnp.zeros(2), alpha=1.0, gamma=1.0, look=0.05, lam=lam,
-                           dt=dt, n_steps=n, scheme="euler")
-            ode[("sign", dt)] = _H(np.asarray(tr.x), np.asarray(tr.m), f, K1, lam, 1.0, 1.0, 0.05)
-        fq, _ = tl.problem("quadratic", 2)
-        for kap in ("quadratic", "logcosh", "huber"):
-            K = tl.get_kappa(kap)
-            for look in (0.5, 1.0) + tuple(cfg.violating):
-                for dt in cfg.ode_dts:
-                    n = int(round(cfg.ode_time / dt))
-                    tr = ode_solve(fq, kap, jnp.array([0.2, -0.3]), jnp.zeros(2), alpha=1.0, gamma=1.0, look=look,
-                                   lam=1.0, dt=dt, n_steps=n, scheme="heun")
-                    ode[(kap, look, dt)] = _H(np.asarray(tr.x), np.asarray(tr.m), fq, K, 1.0, 1.0, 1.0, look)
+    for prob, (d, lam) in PROBS.items():
+        f, _ = tl.problem(prob, d)
+        lc = LionConfig(problem=prob, d=d, n_steps=cfg.n_steps, log_every=1, x0=tuple([0.3 / lam] * d))
+        ds = sweep(sim(lc), {"lr": [c[0] for c in combos], "b1": [c[1] for c in combos],
+                                  "b2": [c[2] for c in combos]}, mode="zip", fixed={"weight_decay": lam}, seeds=1,
+                   key=jax.random.key(0), progress=False,
+                   dims={"x": (f"c{d}",), "m": (f"c{d}",)})
+        Hs = []
+        for i, (lr, b1, b2) in enumerate(combos):
+            a, g, e = tl.ode_params(lr, b1, b2)
+            Hs.append(_H(ds.x.values[i, 0], ds.m.values[i, 0], f, K1, lam, a, g, e) / a)  # H / alpha
+        out[f"H_{prob}"] = (("combo", "step"), np.stack(Hs))
+    # ODE: sign K on Rosenbrock (chatter shrinks with dt), smooth K exactly monotone, violation
+    f, _ = tl.problem("rosenbrock", 2)
+    lam = 1 / 0.6
+    ode = {}
+    for dt in cfg.ode_dts:
+        n = int(round(cfg.ode_time / dt))
+        tr = ode_solve(f, "l1", jnp.array([-0.5, 0.5]), jnp.zeros(2), alpha=1.0, gamma=1.0, look=0.05, lam=lam,
+                       dt=dt, n_steps=n, scheme="euler")
+        ode[("sign", dt)] = _H(np.asarray(tr.x), np.asarray(tr.m), f, K1, lam, 1.0, 1.0, 0.05)
+    fq, _ = tl.problem("quadratic", 2)
+    for kap in ("quadratic", "logcosh", "huber"):
+        K = tl.get_kappa(kap)
+        for look in (0.5, 1.0) + tuple(cfg.violating):
+            for dt in cfg.ode_dts:
+                n = int(round(cfg.ode_time / dt))
+                tr = ode_solve(fq, kap, jnp.array([0.2, -0.3]), jnp.zeros(2), alpha=1.0, gamma=1.0, look=look,
+                               lam=1.0, dt=dt, n_steps=n, scheme="heun")
+                ode[(kap, look, dt)] = _H(np.asarray(tr.x), np.asarray(tr.m), fq, K, 1.0, 1.0, 1.0, look)
     res = xr.Dataset(out, coords={"combo": [f"eps={c[0]:g}, b1={c[1]:g}, b2={c[2]:g}" for c in combos]})
     res["combo_lr"] = ("combo", [c[0] for c in combos])
     res["combo_pair"] = ("combo", [f"({c[1]:g},{c[2]:g})" for c in combos])

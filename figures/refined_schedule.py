@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims.convex_sgd import ConvexConfig, block_grad_norms, make_data, sim
 from sims.sweep import sweep, tune_lr
 from theory import schedules as ts
@@ -118,7 +118,7 @@ def claims(ds, cfg):
     wins = 0
     for c in ds.case.values:
         d = ds.lin_final.sel(case=c).values - ds.ref_final.sel(case=c).values  # > 0: refined better
-        m, se = np.nanmean(d), np.nanstd(d, ddof=1) / np.sqrt(np.sum(np.isfinite(d)))
+        m, se = mean_se(d, skipna=True)
         res.append(f"{c}: {fmt(m, 3)} +- {fmt(se, 2)}")
         wins += m > 2 * se
     logi = [c for c in ds.case.values if str(c).startswith("logistic")]
@@ -155,7 +155,7 @@ def plot(ds, cfg):
     x = np.arange(len(ds.case))
     for k, (v, lab) in enumerate(((ds.lin_final, "tuned linear decay"), (ds.ref_final, "tuned refined"))):
         m = v.mean("seed")
-        se = v.std("seed") / np.sqrt(v.sizes["seed"])
+        se = mean_se(v)[1]
         ax2.errorbar(x + (k - 0.5) * 0.25, m, yerr=2 * se, fmt="o", color=f"C{k}", label=lab)
     ax2.set_xticks(x, ds.case.values, rotation=20, fontsize=7)
     ax2.set(yscale="log", ylabel=r"final $f - f^\star$ (mean $\pm$ 2 SE)", title="second run")

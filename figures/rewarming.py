@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, band, fmt, param
+from figures._core import Claim, Validated, band, fmt, mean_se, param
 from sims.river_valley import BigramLMConfig, lm_sim
 from sims.sweep import sweep
 
@@ -81,7 +81,7 @@ def claims(ds, cfg):
     def paired(var, sel):
         d = (ds[var].sel(arm=rew) - ds[var].sel(arm=cont)).values[:, sel]
         d = d.mean(-1) if d.ndim > 1 else d
-        return d.mean(), d.std(ddof=1) / np.sqrt(d.size)
+        return mean_se(d)
 
     mn, sn = paired("excess_new", win)
     mo, so = paired("excess_old", win)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims import schedules as S
 from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep, tune_lr
@@ -79,7 +79,7 @@ def claims(ds, cfg):
         for b in ds.budget.values:
             d = (ds.final.sel(problem=prob, budget=b, schedule="linear")
                  - ds.final.sel(problem=prob, budget=b, schedule="REX")).values  # > 0: REX better
-            m, se = np.nanmean(d), np.nanstd(d, ddof=1) / np.sqrt(np.sum(np.isfinite(d)))
+            m, se = mean_se(d, skipna=True)
             verdict = "REX" if m > 2 * se else ("linear" if m < -2 * se else "tie")
             lr = ds.best_lr.sel(problem=prob, budget=b).values
             rel = m / float(ds.final.sel(problem=prob, budget=b, schedule="linear").mean())
@@ -116,7 +116,7 @@ def plot(ds, cfg):
         for k, s in enumerate(ds.schedule.values):
             v = ds.final.sel(problem=prob, schedule=s)
             m = v.mean("seed")
-            se = v.std("seed") / np.sqrt(v.sizes["seed"])
+            se = mean_se(v)[1]
             ax.errorbar(np.asarray(ds.budget) * (1 + 0.04 * (k - 0.5)), m, yerr=2 * se, fmt="o-", ms=4,
                         color=f"C{k}", label=f"{s} (tuned lr)")
         ax.set(xscale="log", yscale="log", xlabel=f"budget (fraction of {cfg.full_steps} steps)",

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, band, fmt, param, zscores
+from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -107,7 +107,7 @@ def claims(ds, cfg):
     # discretization error of the worst schedule (computed from theory alone) + n_sigma SE
     R = ds.river_loss.transpose("seed", "schedule", "step").values.astype(np.float64)
     m = R.mean(0)
-    se = R.std(0, ddof=1) / np.sqrt(R.shape[0])
+    se = mean_se(R, axis=0)[1]
     flow = ds.pred_river_flow.values
     rel = np.abs(m - flow) / flow
     disc = np.abs(ds.pred_river_gd.values - flow) / flow

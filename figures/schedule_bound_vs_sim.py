@@ -12,7 +12,7 @@ import xarray as xr
 from scipy.optimize import least_squares
 from scipy.stats import spearmanr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Validated, fmt, mean_se, param
 from sims import schedules as S
 from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep, tune_lr
@@ -121,7 +121,7 @@ def _fit(c, sub, t1, t23):
 def _summ(ds, prob):
     f = ds.final.sel(problem=prob).values  # lr, schedule, seed
     m = np.nanmean(f, -1)
-    se = np.nanstd(f, -1, ddof=1) / np.sqrt(np.sum(np.isfinite(f), -1))
+    se = mean_se(f, axis=-1, skipna=True)[1]
     lrs = ds.lr_value.sel(problem=prob).values
     return f, m, se, lrs
 
@@ -203,7 +203,7 @@ def claims(ds, cfg):
             "The papers' match (Haegele et al. 2024; Wen et al. 2024) is for LLM pre-training, not convex toys"))
         # 1-sqrt vs linear cooldown, each at its own tuned lr, paired over seeds
         d = tf[i_wsd] - tf[i_sq]
-        dse = np.nanstd(d, ddof=1) / np.sqrt(np.sum(np.isfinite(d)))
+        dse = mean_se(d, skipna=True)[1]
         pred = bound_tuned[i_sq] < bound_tuned[i_wsd]
         agree = (np.nanmean(d) > -2 * dse) if pred else (np.nanmean(d) < 2 * dse)
         out.append(Claim(

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, band, fmt, param, zscores
+from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -111,12 +111,12 @@ def claims(ds, cfg):
         bool(np.all(np.diff(m) > 0) and np.all(np.abs(ratio[np.asarray(cfg.lrs) >= 0.05] - 1) <= 0.2))))
     F = ds.frac_final.values.astype(np.float64)
     fm = F.mean(1)
-    fse = F.std(1, ddof=1) / np.sqrt(F.shape[1])
+    fse = mean_se(F, axis=1)[1]
     wsd = ~ds.is_cosine.values
     best = int(np.argmin(np.where(wsd, fm, np.inf)))
     cos = int(np.nonzero(ds.is_cosine.values)[0][0])
     diff = F[cos] - F[best]  # paired (common random numbers)
-    dse = diff.std(ddof=1) / np.sqrt(diff.size)
+    dse = mean_se(diff)[1]
     out.append(Claim(
         "wsd_beats_cosine",
         "at equal steps WSD with its best (short) decay reaches a final loss at least as low as cosine's",
@@ -154,7 +154,7 @@ def plot(ds, cfg):
     i0 = _decay_start_index(cfg)
     L = ds.loss.values.astype(np.float64)
     drop = L[:, :, i0] - L[:, :, -1]
-    m, se = drop.mean(1), drop.std(1, ddof=1) / np.sqrt(drop.shape[1])
+    m, se = mean_se(drop, axis=1)
     lrs = ds.lr.values
     axs[1].errorbar(lrs, m, yerr=2 * se, fmt="o", color="C0", ms=4, label="simulated drop")
     axs[1].plot(lrs, ds.pred.values[:, i0] - ds.pred.values[:, -1], "k--", lw=0.8, label="theory (exact)")
@@ -166,7 +166,7 @@ def plot(ds, cfg):
     axs[1].legend(fontsize=7)
     wsd = ~ds.is_cosine.values
     F = ds.frac_final.values.astype(np.float64)
-    fm, fse = F.mean(1), F.std(1, ddof=1) / np.sqrt(F.shape[1])
+    fm, fse = mean_se(F, axis=1)
     axs[2].errorbar(ds.frac.values[wsd], fm[wsd], yerr=2 * fse[wsd], fmt="o", color="C0", ms=4,
                     label="WSD (linear decay), sim.")
     axs[2].plot(ds.fine, ds.fine_pred, "k--", lw=0.8, label="theory")

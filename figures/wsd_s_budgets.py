@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Diverged, Validated, fmt, param
+from figures._core import Claim, Diverged, Validated, fmt, mean_se, param
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -102,7 +102,7 @@ def claims(ds, cfg):
     out = []
     L = ds.ckpt_loss.values.astype(np.float64)  # method, budget, seed
     m = L.mean(-1)
-    se = L.std(-1, ddof=1) / np.sqrt(L.shape[-1])
+    se = mean_se(L, axis=-1)[1]
     z = np.abs(m - ds.ckpt_pred.values) / se
     out.append(Claim("checkpoints_match_theory", "every checkpoint's mean loss matches the exact prediction",
                      "l(u_t) + exact hill excess", f"max |z| = {fmt(z.max())} over {z.size} checkpoints",
@@ -118,8 +118,7 @@ def claims(ds, cfg):
     for b in range(L.shape[1]):
         d1 = L[1, b] - L[0, b]  # WSD - WSD-S
         d2 = L[2, b] - L[1, b]  # cyclic - WSD
-        s1 = d1.std(ddof=1) / np.sqrt(d1.size)
-        s2 = d2.std(ddof=1) / np.sqrt(d2.size)
+        s1, s2 = mean_se(d1)[1], mean_se(d2)[1]
         sim_order.append(f"{fmt(d1.mean(), 2)}+-{fmt(s1, 1)} / {fmt(d2.mean(), 2)}+-{fmt(s2, 1)}")
         p = ds.ckpt_pred.values[:, b]
         th_order.append(f"{fmt(p[1] - p[0], 2)} / {fmt(p[2] - p[1], 2)}")
@@ -144,7 +143,7 @@ def plot(ds, cfg):
     ax1.set(yscale="log", xlabel="step", ylabel=r"$\mathbb{E}\,f$", title="loss curves (main branch / last WSD branch)")
     ax1.legend(fontsize=7)
     L = ds.ckpt_loss.values.astype(np.float64)
-    m, se = L.mean(-1), L.std(-1, ddof=1) / np.sqrt(L.shape[-1])
+    m, se = mean_se(L, axis=-1)
     x = np.arange(len(ds.budget))
     for i, name in enumerate(METHODS):
         ax2.errorbar(x + (i - 1) * 0.2, m[i], yerr=2 * se[i], fmt="o", color=f"C{i}", ms=5, label=name)

@@ -1,0 +1,200 @@
+"""Bigram-Backcopy training step: this suite's JAX model against the same model in PyTorch (CPU), one seed, and
+vmapped seeds against sequential runs.
+
+Both sides train the same pre-LN transformer (learned positions, bias-free attention, ReLU MLP 4x, final
+LayerNorm, untied unembedding; PyTorch's default init) with AdamW (b1 0.9, b2 0.99, eps 1e-8, weight decay 1e-4)
+on the SAME pre-sampled batches (data sampling is outside the timed loop on both sides). PyTorch runs the loop a
+careful user writes (``torch.set_num_threads(os.cpu_count())``, ``zero_grad(set_to_none=True)``, fused AdamW
+where the build has it); JAX runs ``lax.scan`` over the steps in one compiled call, the parameters and optimizer
+state donated. PyTorch is installed only for benchmarks (``requirements-bench.txt``; ``make bench`` installs it).
+
+    python -m benchmarks.bigram_backcopy_torch [--d 64] [--layers 1] [--seeds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks._common import append_results, timeit
+from sims.bigram_backcopy import BBConfig, optimizer, sample_batch
+from sims.transformer import apply, init
+
+
+def jax_trainer(cfg: BBConfig):
+    mcfg = cfg.model()
+    opt = optimizer(cfg, 3e-3)
+
+    def loss_fn(p, x, y):
+        logits, _ = apply(p, x, mcfg)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[..., None], -1))
+
+    def train(params, ost, xs, ys):
+        def step(state, xy):
+            p, o = state
+            loss, g = jax.value_and_grad(loss_fn)(p, *xy)
+            upd, o = opt.update(g, o, p)
+            return (optax.apply_updates(p, upd), o), loss
+
+        (p, o), losses = jax.lax.scan(step, (params, ost), (xs, ys))
+        return p, o, losses
+
+    def start(key):
+        p = init(key, mcfg)
+        return p, opt.init(p)
+
+    return start, train
+
+
+def torch_model(cfg: BBConfig):
+    import torch
+    from torch import nn
+
+    d, V, L = cfg.d_model, cfg.V + 1, cfg.seq_len
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+            self.w1, self.w2 = nn.Linear(d, 4 * d, bias=False), nn.Linear(4 * d, d, bias=False)
+
+        def forward(self, x, causal):
+            h = self.ln1(x)
+            s = self.q(h) @ self.k(h).transpose(-1, -2) / math.sqrt(d)
+            w = torch.softmax(s.masked_fill(~causal, float("-inf")), -1)
+            x = x + self.o(w @ self.v(h))
+            return x + self.w2(torch.relu(self.w1(self.ln2(x))))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(V, d), nn.Embedding(L, d)
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.n_layers))
+            self.ln_f, self.unembed = nn.LayerNorm(d), nn.Linear(d, V, bias=False)
+            self.register_buffer("causal", torch.tril(torch.ones(L, L, dtype=torch.bool)))
+
+        def forward(self, x):
+            h = self.tok(x) + self.pos.weight[: x.shape[1]]
+            for b in self.blocks:
+                h = b(h, self.causal)
+            return self.unembed(self.ln_f(h))
+
+    return Model()
+
+
+def torch_train(cfg: BBConfig, xs: np.ndarray, ys: np.ndarray):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch_model(cfg)
+    kw = dict(lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)
+    try:
+        opt = torch.optim.AdamW(model.parameters(), fused=True, **kw)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.AdamW(model.parameters(), **kw)
+    X, Y = torch.from_numpy(xs), torch.from_numpy(ys)
+    loss_f = torch.nn.CrossEntropyLoss()
+
+    def run():
+        for t in range(X.shape[0]):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_f(model(X[t]).flatten(0, 1), Y[t].flatten())
+            loss.backward()
+            opt.step()
+        return float(loss.detach())
+
+    return run
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--d", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--seq", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--seeds", type=int, default=8)
+    a = ap.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: pip install -r requirements-bench.txt (make bench does)")
+        return
+    torch.set_num_threads(os.cpu_count() or 1)
+    cfg = BBConfig(seq_len=a.seq, batch=a.batch, d_model=a.d, n_layers=a.layers, n_steps=a.steps,
+                   log_every=a.steps)
+    keys = jax.random.split(jax.random.key(1), a.steps)
+    xs, ys = jax.vmap(lambda k: sample_batch(cfg, k, cfg.batch)[:2])(keys)
+    xs, ys = np.asarray(xs, np.int64), np.asarray(ys, np.int64)
+    start, train = jax_trainer(cfg)
+    start = jax.jit(start)
+    one = jax.jit(train, donate_argnums=(0, 1))
+    seeds = jax.random.split(jax.random.key(0), a.seeds)
+    vm = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)), donate_argnums=(0, 1))
+    xj, yj = jnp.asarray(xs, jnp.int32), jnp.asarray(ys, jnp.int32)
+
+    def jax_one():
+        p, o = start(seeds[0])
+        jax.block_until_ready(one(p, o, xj, yj))
+
+    def jax_seq():
+        for k in seeds:
+            p, o = start(k)
+            jax.block_until_ready(one(p, o, xj, yj))
+
+    vstart = jax.jit(jax.vmap(start))
+
+    def jax_vmap():
+        p, o = vstart(seeds)
+        jax.block_until_ready(vm(p, o, xj, yj))
+
+    c1, t1 = timeit(jax_one)
+    cv, tv = timeit(jax_vmap)
+    _, ts = timeit(jax_seq)
+    trun = torch_train(cfg, xs, ys)
+    trun()  # warm-up (allocator, first-call dispatch)
+    tt = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        trun()
+        tt.append(time.perf_counter() - t0)
+    tt = float(np.median(tt))
+    tok = a.steps * a.batch * a.seq
+    # the practical limit: this CPU's float32 matmul rate (1024^3, JAX) against the model's FLOPs per token
+    d, V, L = a.d, cfg.V + 1, a.seq
+    flops_tok = 3 * (2 * (a.layers * 12 * d * d + d * V) + a.layers * 2 * 2 * L * d)
+    A = jnp.ones((1024, 1024), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    _, t_mm = timeit(lambda: mm(A).block_until_ready())
+    roof = 2 * 1024**3 / t_mm
+    rows = [("size", f"{a.steps} AdamW steps x batch {a.batch} x {a.seq} tokens, d = {a.d}, {a.layers} layer(s), "
+                     f"V = {cfg.V + 1}"),
+            ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",
+             f"{tt:.3f} s = {tok / tt:.3g} tokens/s"),
+            ("JAX one seed (compile + first run)", f"{c1:.2f} s"),
+            ("JAX one seed, median of 3", f"{t1:.3f} s = {tok / t1:.3g} tokens/s"),
+            ("per-seed ratio JAX / PyTorch", f"{tt / t1:.2f}x"),
+            (f"JAX {a.seeds} seeds vmapped (compile + first run)", f"{cv:.2f} s"),
+            (f"JAX {a.seeds} seeds vmapped, median of 3", f"{tv:.3f} s = {a.seeds * tok / tv:.3g} tokens/s"),
+            (f"JAX {a.seeds} seeds sequential, median of 3", f"{ts:.3f} s = {a.seeds * tok / ts:.3g} tokens/s"),
+            ("vmapped / sequential", f"{ts / tv:.2f}x"),
+            ("model FLOPs per token (training, estimate)", f"{flops_tok / 1e3:.0f} kFLOP"),
+            ("achieved: PyTorch / JAX one seed / JAX vmapped", f"{tok * flops_tok / tt / 1e9:.0f} / "
+             f"{tok * flops_tok / t1 / 1e9:.0f} / {a.seeds * tok * flops_tok / tv / 1e9:.0f} GFLOP/s"),
+            ("this CPU's matmul rate (1024^3 float32, JAX)", f"{roof / 1e9:.0f} GFLOP/s")]
+    for k, v in rows:
+        print(f"  {k:50s} {v}")
+    append_results(f"Bigram-Backcopy training step vs PyTorch (d = {a.d}, {a.layers} layer(s))", rows,
+                   "Same model, same AdamW, same pre-sampled batches; data sampling outside the timed loops.")
+
+
+if __name__ == "__main__":
+    main()
