@@ -21,35 +21,36 @@ def _cases():
     qa = tuple(np.geomspace(0.1, 10.0, 8).tolist())
     yield ("quadratic (quadratic_sgd)", quadratic.sim(quadratic.QuadraticConfig(a=qa, x0=(1.0,), n_steps=200,
                                                                                  log_every=20)),
-           {"decay_fraction": [0.0, 1.0, 0.2], "shape_id": [0, 1, 0]}, {"lr": 0.15}, 2000, False)
+           {"decay_fraction": [0.0, 1.0, 0.2], "shape_id": [0, 1, 0]}, {"lr": 0.15}, 2000, False, "zip")
     yield ("river valley (wsd_decay)", river_valley.sim(river_valley.RiverConfig(a=(10.0, 5.0), n_steps=200,
                                                                                  log_every=20)),
-           {"lr": [0.01, 0.02, 0.05, 0.1, 0.15, 0.18]}, {"decay_fraction": 0.2}, 2000, False)
+           {"lr": [0.01, 0.02, 0.05, 0.1, 0.15, 0.18]}, {"decay_fraction": 0.2}, 2000, False, "grid")
     yield ("bigram LM (bigram_lm_river)", river_valley.lm_sim(river_valley.BigramLMConfig(n_steps=200,
                                                                                           log_every=100)),
-           {"lr": [10.0, 20.0]}, {}, 16, False)
+           {"lr": [10.0, 20.0]}, {}, 16, False, "grid")
     yield ("convex SGD (schedule_bound_vs_sim)", convex_sgd.sim(convex_sgd.ConvexConfig(n_steps=200,
                                                                                          log_every=100)),
-           {"lr": list(3.0 * 2.0 ** (np.arange(-6, 7) / 2))}, {"decay_fraction": 1.0, "shape_id": 0}, 64, False)
+           {"lr": list(3.0 * 2.0 ** (np.arange(-6, 7) / 2))}, {"decay_fraction": 1.0, "shape_id": 0}, 64, False, "grid")
     yield ("Lion-K (lion_box)", lion.sim(lion.LionConfig(problem="rosenbrock", d=2, n_steps=240, log_every=12,
                                                           x0=(3.0, -4.0))),
-           {"weight_decay": [0.5, 1.0, 2.0]}, {"lr": 1e-2, "b1": 0.9, "b2": 0.99}, 256, False)
+           {"weight_decay": [0.5, 1.0, 2.0]}, {"lr": 1e-2, "b1": 0.9, "b2": 0.99}, 256, False, "grid")
     yield ("DynLin-UCB, linear path (bandit_regret, float64)",
            bandits.sim(bandits.BanditConfig(instance=("synthetic", "real"),
                                             algorithms=("dynlinucblog", "dynlinucb", "linucb", "linucblog"),
                                             horizon=2000, log_every=20)),
-           {"inst": [0, 1], "alg": [0, 1, 2, 3]}, {}, 5, True)
+           {"inst": [0, 1], "alg": [0, 1, 2, 3]}, {}, 5, True, "grid")
     yield ("Bigram-Backcopy transformer, 1 layer d = 64 (bb_attention)",
            bigram_backcopy.sim(bigram_backcopy.BBConfig(seq_len=32, batch=64, n_steps=20, log_every=10, d_model=64,
                                                         n_layers=1)),
-           {"lr": [3e-3]}, {}, 3, False)
+           {"lr": [3e-3]}, {}, 3, False, "grid")
 
 
 def main():
     rows = []
-    for name, s, axes, fixed, seeds, x64 in _cases():
+    for name, s, axes, fixed, seeds, x64, mode in _cases():
         with jax.enable_x64(x64):
-            p = plan(s.run, axes, seeds=seeds, key=jax.random.key(0), steps=s.steps, fixed=fixed, cfg=s.cfg)
+            p = plan(s.run, axes, seeds=seeds, key=jax.random.key(0), steps=s.steps, fixed=fixed, cfg=s.cfg,
+                     mode=mode)
             t0 = time.perf_counter()
             execute_chunk(p, 0, 0)
             first = time.perf_counter() - t0
@@ -58,7 +59,7 @@ def main():
             for k in range(3):  # new hparam values each time: no recompilation
                 q = plan(s.run, {a: [v * (1 + 0.01 * (k + 1)) if isinstance(v, float) else v for v in vals]
                                  for a, vals in axes.items()},
-                         seeds=seeds, key=jax.random.key(k + 1), steps=s.steps, fixed=fixed, cfg=s.cfg)
+                         seeds=seeds, key=jax.random.key(k + 1), steps=s.steps, fixed=fixed, cfg=s.cfg, mode=mode)
                 t0 = time.perf_counter()
                 execute_chunk(q, 0, 0)
                 later.append(time.perf_counter() - t0)

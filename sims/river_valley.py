@@ -90,6 +90,7 @@ def loss_parts(x, cfg: RiverConfig):
 def make_run(cfg: RiverConfig):
     """``run(key, hparams) -> (final, traj)`` for the sweep engine (cached per cfg)."""
     d = 1 + cfg.k
+    d_noise = d if cfg.sigma_river else cfg.k  # normals drawn per step
     l0 = cfg.c * np.exp(-cfg.u0 / cfg.s)
 
     def run(key, hp):
@@ -103,6 +104,8 @@ def make_run(cfg: RiverConfig):
 
         def step(xi, state, t):
             x, ost = state
+            if not cfg.sigma_river:  # no river noise: only the k hill directions are drawn (the RNG is the cost)
+                xi = jnp.concatenate([jnp.zeros((1,), dt), xi])
             scale = sig
             if cfg.noise == "loss":
                 scale = sig * jnp.sqrt(cfg.c * jnp.exp(-x[0] / cfg.s) / l0)
@@ -116,8 +119,8 @@ def make_run(cfg: RiverConfig):
 
         res = scan_with_records(key, step, (x0, opt.init(x0)), record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=cfg.bound,
-                                noise=lambda k, n: jax.random.normal(k, (n, d), dt),
-                                noise_chunk=noise_chunk_for(cfg.log_every, d),
+                                noise=lambda k, n: jax.random.normal(k, (n, d_noise), dt),
+                                noise_chunk=noise_chunk_for(cfg.log_every, d_noise),
                                 unroll=4)
         tot, riv, hill = loss_parts(res.state[0], cfg)
         return {"loss": tot, "river_loss": riv, "hill_loss": hill, "diverged_step": res.diverged_step}, res.traj

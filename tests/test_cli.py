@@ -59,6 +59,7 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
         (["run", "gla_stability", "--set", "sub_chunk_size=5"], "sub_chunk_size=5 is out of range"),
         (["run", "gla_stability", "--set", "normalizers=1,0"], "normalizers"),
         (["run", "radial_mask", "--set", "rates=1,2,3"], "(alpha, beta) pairs"),
+        (["run", "radial_mask", "--set", "hunyuan_frames=61"], "must include 497"),
         (["run", "lightnet_maps", "--set", "lam=1.0"], "lam"),
     ],
 )
