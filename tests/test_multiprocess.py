@@ -58,9 +58,14 @@ def test_two_processes_give_the_single_process_result_bit_for_bit(tmp_path):
            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}  # the same compiler flags as this process: the same bits
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(outs[i])], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=180)
-        assert p.returncode == 0, err[-3000:]
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=180)
+            assert p.returncode == 0, err[-3000:]
+    finally:  # a failed process leaves the other blocked on the key-value store: never leave it behind
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for out in outs:  # every process holds the whole sweep
         with xr.open_dataset(out) as ds:
             assert ds.attrs["process_count"] == 2
