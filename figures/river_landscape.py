@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Validated, fmt, param, zscores
+from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, loss_parts, sim
 from sims.sweep import sweep
@@ -26,7 +27,7 @@ PAPER = "Wen et al. 2024 (arXiv 2410.05192), Sec. 3"
 class Config(Validated):
     """``sim`` is the 2-D valley (one hill direction); the figure runs it at each of ``curvatures``."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.curvature": "each of `curvatures`",
+    SET_BY_FIGURE: typing.ClassVar[dict] = {**STRAIGHT_RIVER, "sim.curvature": "each of `curvatures`",
                                             "sim.schedule": "WSD (20% linear) and cosine, peak `lr`"}
     sim: RiverConfig = RiverConfig(a=(10.0,), sigma_hill=(1.0,), n_steps=2000, log_every=10)
     seeds: int = param(2000, ge=2)

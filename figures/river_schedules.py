@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
+from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -34,7 +35,8 @@ class Config(Validated):
     """``sim`` is the schedule panel's valley; the kappa panel runs it with one hill of sharpness ``kappa_a`` at
     sharpness variation -kappa and +kappa for twice the steps."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.kappa": "0 in the schedule panel, -+kappa in the kappa panel",
+    SET_BY_FIGURE: typing.ClassVar[dict] = {**STRAIGHT_RIVER,
+                                            "sim.kappa": "0 in the schedule panel, -+kappa in the kappa panel",
                                             "sim.schedule": "the WSD / cosine family of the figure, peak `lr`"}
     sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2)

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
+from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -27,7 +28,8 @@ class Config(Validated):
     """``sim`` is the valley of both panels (lr panel: WSD at each of ``lrs``; decay panel: each of ``fractions``
     at ``frac_lr``, and cosine)."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "WSD at `decay_fraction` / each of `fractions`, cosine"}
+    SET_BY_FIGURE: typing.ClassVar[dict] = {**STRAIGHT_RIVER,
+                                            "sim.schedule": "WSD at `decay_fraction` / each of `fractions`, cosine"}
     sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2)
     lrs: tuple[float, ...] = param(

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Diverged, Validated, fmt, mean_se, param
+from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -26,7 +27,7 @@ class Config(Validated):
     """``sim`` is the valley; each run of the WSD-S / WSD / cyclic-cosine protocols over ``budgets`` sets its
     length and schedule."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.n_steps": "each run of the protocols over `budgets`",
+    SET_BY_FIGURE: typing.ClassVar[dict] = {**STRAIGHT_RIVER, "sim.n_steps": "each run of the protocols over `budgets`",
                                             "sim.schedule": "each run of the WSD-S / WSD / cyclic-cosine protocols"}
     sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=4000, log_every=50)
     seeds: int = param(1000, ge=2)
