@@ -34,7 +34,10 @@ class Config(Validated):
     once more at constant ``lr`` with its parameters recorded (the Hessian analysis)."""
 
     SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "the schedules of RUNS (WSD family)",
-                                            "sim.record_params": "on for the Hessian run only"}
+                                            "sim.record_params": "on for the Hessian run only",
+                                            "sim.shift_step": "0: one data source (the shift is rewarming's)",
+                                            "sim.shift_seed": "unused without a shift",
+                                            "sim.shift_frac": "unused without a shift"}
     sim: BigramLMConfig = BigramLMConfig(V=32, batch=64, n_steps=4000, log_every=100)
     seeds: int = param(16, ge=2)
     lr: float = param(20.0, gt=0, help="peak lr (the schedules' peaks are multiples of it)")
