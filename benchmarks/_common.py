@@ -36,6 +36,10 @@ def device_line() -> str:
 
 
 def append_results(title: str, rows: list[tuple[str, str]], notes: str = "") -> str:
+    """Print the rows and append them to RESULTS.md as a table (stamped with the time and device)."""
+    width = max((len(k) for k, _ in rows), default=0)
+    for k, v in rows:
+        print(f"  {k:{width}s} {v}")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"\n## {title}", "", f"{stamp} - {device_line()}", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]

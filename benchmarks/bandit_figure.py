@@ -163,8 +163,6 @@ def main(dlb: str | None = None):
         rows.append(("authors, whole figure (extrapolated linearly to T = 1e6 x 10 trials x 2 instances)",
                      f"{t_auth:.0f} s = {t_auth / 3600:.2f} h"))
         rows.append(("speed-up (suite vs authors, same machine, same session)", f"{t_auth / t_suite:.0f}x"))
-    for k, v in rows:
-        print(f"  {k:70s} {v}")
     append_results("bandit_regret, whole figure vs the authors' code", rows,
                    "Target (DLB issue): >= 200x on the 2-core CPU; >= 2000x on a GPU. The authors' time is "
                    "extrapolated from one trial at three horizons by a least-squares line (their loop is linear in "

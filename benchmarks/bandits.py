@@ -67,8 +67,6 @@ def main(seeds=10, T=100_000):
             ("JAX, median of 3", f"{t_jax:.3f} s = {seeds * T / t_jax:.3g} rounds/s"),
             ("NumPy per-round loop (1 trial timed, scaled)", f"{t_np:.1f} s = {seeds * T / t_np:.3g} rounds/s"),
             ("speed-up", f"{t_np / t_jax:.0f}x")]
-    for k, v in rows:
-        print(f"  {k:50s} {v}")
     append_results("Dynamical linear bandits", rows, "Target: >= 100x at 10 seeds x 1e5 rounds on the 2-core CPU.")
 
 

@@ -39,8 +39,6 @@ def main(seeds: int = 8):
             ("speed-up vmapped / sequential", f"{t_s / t_v:.2f}x"),
             ("practical limit: model FLOPs (estimate)", f"{flops_tok / 1e3:.0f} kFLOP/token -> vmapped run at "
                                                          f"{tokens * flops_tok / t_v / 1e9:.1f} GFLOP/s")]
-    for k, v in rows:
-        print(f"  {k:45s} {v}")
     append_results("Bigram-Backcopy training (8 seeds)", rows,
                    "The transformer step is matmul-bound: on a CPU one run already uses every core, so vmapping "
                    "seeds gains little; on an accelerator the seed axis fills the device.")

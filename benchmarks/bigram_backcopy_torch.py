@@ -190,8 +190,6 @@ def main(argv=None):
             ("achieved: PyTorch / JAX one seed / JAX vmapped", f"{tok * flops_tok / tt / 1e9:.0f} / "
              f"{tok * flops_tok / t1 / 1e9:.0f} / {a.seeds * tok * flops_tok / tv / 1e9:.0f} GFLOP/s"),
             ("this CPU's matmul rate (1024^3 float32, JAX)", f"{roof / 1e9:.0f} GFLOP/s")]
-    for k, v in rows:
-        print(f"  {k:50s} {v}")
     append_results(f"Bigram-Backcopy training step vs PyTorch (d = {a.d}, {a.layers} layer(s))", rows,
                    "Same model, same AdamW, same pre-sampled batches; data sampling outside the timed loops.")
 

@@ -70,7 +70,6 @@ def main():
                      f"compile {comp:.2f} s (first call {first:.2f} s, later calls {run_t:.2f} s); "
                      f"recompiled for new values: {'NO' if grew == 0 else f'YES ({grew})'}; "
                      f"{'<= 5 s' if comp <= 5 else 'OVER 5 s'}"))
-        print(f"  {rows[-1][0]:75s} {rows[-1][1]}", flush=True)
     append_results("Compile time per sim (one sweep chunk)", rows,
                    "Compile = first call - median of 3 later calls with new hparam values (trace + XLA compile). "
                    "The scan length does not change the compiled program (lax.scan), so shorter runs are timed.")

@@ -51,8 +51,6 @@ def main():
             ("JAX engine, median of 3", f"{t_e:.3f} s = {n / t_e:.3g} steps/s"),
             ("NumPy vectorized over runs", f"{t_np:.3f} s = {n / t_np:.3g} steps/s"),
             ("speed-up vs NumPy vectorized", f"{t_np / t_e:.2f}x")]
-    for k, v in rows:
-        print(f"  {k:45s} {v}")
     append_results("Lion-K sweep", rows)
 
 

@@ -77,8 +77,6 @@ def main():
     out = []
     for d in (1, 64):
         rows = bench(d=d)
-        for k, v in rows:
-            print(f"  {k:55s} {v}")
         out.append(append_results(f"Quadratic SGD sweep, d = {d}", rows,
                                   "Targets (2-core CPU): >= 1x NumPy vectorized and <= 2x bare RNG at d = 1; "
                                   ">= 1.5x NumPy vectorized at d = 64."))

@@ -76,8 +76,6 @@ def main():
             ("NumPy vectorized over runs", f"{t_np:.3f} s = {n / t_np:.3g} steps/s"),
             ("speed-up vs NumPy vectorized", f"{t_np / t_e:.2f}x"),
             ("engine / bare RNG", f"{t_e / t_r:.2f}")]
-    for k, v in rows:
-        print(f"  {k:45s} {v}")
     append_results("River-valley schedule sweep", rows)
 
 

@@ -42,8 +42,6 @@ def main(n_sched=10_000, T=10_000, chunk=500):
             ("JAX jit, median of 3", f"{t_jax:.2f} s"),
             ("NumPy loop over schedules (vectorized per schedule; 200 timed, scaled)", f"{t_loop:.1f} s"),
             ("speed-up", f"{t_loop / t_jax:.1f}x")]
-    for k, v in rows:
-        print(f"  {k:60s} {v}")
     append_results("Last-iterate bound, 10k x 10k", rows)
 
 

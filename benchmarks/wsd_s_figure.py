@@ -69,8 +69,6 @@ def main(argv=None):
             (f"NumPy scaled to {cfg.seeds} seeds", f"{t_np_full:.0f} s"),
             ("ratio NumPy / JAX (first call, compile included)", f"{t_np_full / times[0]:.2f}x"),
             ("ratio NumPy / JAX (compiled)", f"{t_np_full / times[1]:.2f}x")]
-    for k, v in rows:
-        print(f"  {k:55s} {v}")
     append_results("Whole figure: wsd_s_budgets --full vs NumPy", rows,
                    "JAX includes everything the figure does (claims, plot, NetCDF); NumPy only the SGD runs.")
 

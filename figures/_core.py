@@ -335,17 +335,16 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
         c.figure = name
         if n_div:  # every claim says how many runs behind it diverged
             c.measured += f" [{n_div} of {n_runs} runs diverged: flagged in the data]"
+    import jax
+
+    if jax.process_index() != 0:  # several processes (jax.distributed): each holds the whole data; one draws, writes
+        return claims
     style()
     fig = mod.plot(ds, cfg)
     if n_div:
         annotate_diverged(fig, n_div, n_runs)
         log.warning("%s: %d of %d runs diverged (flagged in the data, counted in the figure and in each claim)",
                     name, n_div, n_runs)
-    import jax
-
-    if jax.process_index() != 0:  # several processes (jax.distributed): each holds the whole data; one writes
-        plt.close(fig)
-        return claims
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
     try:
