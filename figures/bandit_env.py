@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -21,21 +22,31 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997), Sec. 2"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the environment run of every (instance, arm) case: a policy holding one arm."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {
+        "sim.instance": "each of `instances`",
+        "sim.algorithms": "constant_arm: the policy that holds one arm (hparam arm)",
+        "sim.rho_bar": "not read by the constant-arm policy",
+        "sim.noise_variance": "not read by the constant-arm policy",
+    }
+    sim: BanditConfig = BanditConfig(algorithms=("constant_arm",), horizon=2000, log_every=20)
     seeds: int = param(400, ge=10)
-    horizon: int = param(2000, ge=100)
     instances: tuple[str, ...] = param(
         unique=True, default=("random=0,0.8", "random=1,0.9", "random=2,0.95", "real", "synthetic"))
     n_sigma: float = param(4.0, gt=0)
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.horizon % 100:
-            raise ValueError("horizon must be a multiple of 100")
+        if self.sim.horizon < 100 or self.sim.horizon // self.sim.log_every < 10:
+            raise ValueError(f"sim.horizon ({self.sim.horizon}) must be >= 100 with >= 10 records "
+                             f"(sim.log_every = {self.sim.log_every})")
         for name in self.instances:
             instance(name)
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=4000, horizon=10000)}
+PRESETS = {"quick": Config(),
+           "full": Config(sim=BanditConfig(algorithms=("constant_arm",), horizon=10000, log_every=100), seeds=4000)}
 
 
 @float64
@@ -45,8 +56,7 @@ def compute(cfg):
     for name in cfg.instances:
         inst = instance(name)
         K = inst.arms.shape[0]
-        bc = BanditConfig(instance=name, algorithms=("constant_arm",), horizon=cfg.horizon,
-                          log_every=cfg.horizon // 100)
+        bc = dataclasses.replace(cfg.sim, instance=name)
         ds = sweep(sim(bc), {"arm": list(range(K))}, seeds=cfg.seeds, key=key)
         h = tb.markov_parameter(inst)
         best = float(np.max(inst.arms @ h))
@@ -54,9 +64,9 @@ def compute(cfg):
         for k in range(K):
             # mean reward over the second half (transient discarded), per seed
             half = R.shape[-1] // 2
-            ybar = best - (R[k, :, -1] - R[k, :, half]) / (cfg.horizon - bc.steps()[half])
+            ybar = best - (R[k, :, -1] - R[k, :, half]) / (bc.horizon - bc.steps()[half])
             # total transient cost from x = 0: sum_t (h^T u - y_t) = realized - T (best - h^T u)
-            cost = R[k, :, -1] - cfg.horizon * (best - inst.arms[k] @ h)
+            cost = R[k, :, -1] - bc.horizon * (best - inst.arms[k] @ h)
             rows.append(dict(inst=name, arm=k, ybar=ybar, J=float(inst.arms[k] @ h), cost=cost,
                              cost_th=tb.switch_cost(inst, np.zeros(inst.arms.shape[1]), inst.arms[k]),
                              rho=tb.spectral_radius(inst.A),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -21,21 +22,31 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997)"
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is DynLin-UCB's run in both panels (rho panel: the instances of `rhos`, stacked; misspecification
+    panel: the instance of `misspec_rho` at each rho_bar of `misspec_factors`)."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {
+        "sim.instance": "rho=... for each of `rhos`, and for `misspec_rho`",
+        "sim.algorithms": "dynlinucblog (DynLin-UCB, lambda = log T)",
+        "sim.rho_bar": "the true rho (rho panel); each of `misspec_factors` x `misspec_rho`",
+        "sim.noise_variance": "authors: sigma^2 in the radii, as the paper's code",
+    }
+    sim: BanditConfig = BanditConfig(horizon=100_000, log_every=1000)
     seeds: int = param(5, ge=2)
-    horizon: int = param(100_000, ge=1000)
     rhos: tuple[float, ...] = param(unique=True, default=(0.2, 0.5, 0.8, 0.9, 0.95), ge=0.1, lt=1)
     misspec_rho: float = param(0.9, ge=0.1, lt=1, help="true rho of the misspecification panel")
     misspec_factors: tuple[float, ...] = param(unique=True, default=(0.25, 0.5, 1.0, 1.05), gt=0, help="rho_bar / rho")
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.horizon % 100:
-            raise ValueError("horizon must be a multiple of 100")
+        if self.sim.horizon < 1000 or self.sim.horizon // self.sim.log_every < 10:
+            raise ValueError(f"sim.horizon ({self.sim.horizon}) must be >= 1000 with >= 10 records "
+                             f"(sim.log_every = {self.sim.log_every})")
         if max(self.misspec_factors) * self.misspec_rho >= 1:
             raise ValueError("rho_bar = factor x misspec_rho must stay < 1")
 
 
-PRESETS = {"quick": Config(), "full": Config(seeds=10, horizon=1_000_000)}
+PRESETS = {"quick": Config(), "full": Config(sim=BanditConfig(horizon=1_000_000, log_every=10_000), seeds=10)}
 
 
 @float64
@@ -44,12 +55,12 @@ def compute(cfg):
     panel its rho_bar values (hparam ``rb``); each vmapped with the seeds."""
     key = jax.random.key(cfg.key_seed)
     kw = dict(seeds=cfg.seeds, key=key)
-    bc = BanditConfig(instance=tuple(f"rho={rho}" for rho in cfg.rhos), algorithms=("dynlinucblog",),
-                      horizon=cfg.horizon, log_every=cfg.horizon // 100)
+    base = dataclasses.replace(cfg.sim, algorithms=("dynlinucblog",))
+    bc = dataclasses.replace(base, instance=tuple(f"rho={rho}" for rho in cfg.rhos))
     ds = sweep(sim(bc), {"inst": list(range(len(cfg.rhos)))}, **kw)
     R = ds.pseudo_regret.values
-    bc = BanditConfig(instance=f"rho={cfg.misspec_rho}", algorithms=("dynlinucblog",), horizon=cfg.horizon,
-                      log_every=cfg.horizon // 100, rho_bar=tuple(f * cfg.misspec_rho for f in cfg.misspec_factors))
+    bc = dataclasses.replace(base, instance=f"rho={cfg.misspec_rho}",
+                             rho_bar=tuple(f * cfg.misspec_rho for f in cfg.misspec_factors))
     ds = sweep(sim(bc), {"rb": list(range(len(cfg.misspec_factors)))}, **kw)
     H, names = ds.h_hat.values, ds.pseudo_regret.values
     inst = instance(f"rho={cfg.misspec_rho}")

@@ -22,6 +22,9 @@ KAPPA_NAMES = ("l1", "l2", "l1.5", "huber", "logcosh", "relativistic", "quadrati
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """No nested sim config: every run's ``LionConfig`` is derived (problem and d from ``PROBS`` or the kappa panel's
+    quadratic, n_steps = ode_time / lr, 100 records, x0 ~ 3 N(0, I)), so no LionConfig field is a knob here."""
+
     lrs: tuple[float, ...] = param(unique=True, default=(3e-2, 1e-2, 3e-3, 1e-3), gt=0)
     ode_time: float = param(60.0, gt=0, help="eps * steps, the same for every eps")
     seeds: int = param(4, ge=1, help="random starts x0 ~ 3 N(0, I)")

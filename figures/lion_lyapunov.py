@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -24,24 +25,37 @@ PROBS = {"quadratic": (4, 1.0), "rosenbrock": (2, 1 / 0.6), "logistic": (4, 2.0)
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``sim`` is the discrete Lion-K run on each problem of ``PROBS`` (every step recorded: H is checked step by
+    step), at each (lr, b1, b2) of ``lrs`` x ``betas``."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {
+        "sim.problem": "each problem of PROBS", "sim.d": "each problem's dimension (PROBS)",
+        "sim.problem_seed": "0: the problems of PROBS", "sim.kappa": "l1: Lion's sign",
+        "sim.log_every": "1: H is checked at every step",
+        "sim.x0": "0.3 / lambda in every coordinate (inside the box)", "sim.x0_scale": "unused: x0 is fixed",
+        "sim.grad_noise": "0: the Lyapunov statement is for exact gradients",
+    }
+    sim: LionConfig = LionConfig(n_steps=2000, log_every=1)
     lrs: tuple[float, ...] = param(
         unique=True, default=(1e-2, 3e-3, 1e-3), gt=0, help="epsilons (a decade, for the order check)")
     betas: tuple[float, ...] = param((0.9, 0.99, 0.5, 0.9, 0.0, 0.99), ge=0, lt=1,
                                      help="(b1, b2) pairs, flattened; all with b1 <= b2")
-    n_steps: int = param(2000, ge=10)
     ode_time: float = param(10.0, gt=0)
     ode_dts: tuple[float, ...] = param(unique=True, default=(2e-3, 1e-3), gt=0)
     violating: tuple[float, ...] = param(
         unique=True, default=(3.0, 6.0), gt=1, help="eps*gamma values > 1 (violate C >= 0)")
 
     def check(self):
+        if self.sim.n_steps < 10:
+            raise ValueError(f"sim.n_steps must be >= 10, got {self.sim.n_steps}")
         if len(self.betas) % 2:
             raise ValueError("betas must hold (b1, b2) pairs")
         if len(self.lrs) < 2 or max(self.lrs) / min(self.lrs) < 5:
             raise ValueError("lrs must span at least a factor 5 (order check)")
 
 
-PRESETS = {"quick": Config(), "full": Config(lrs=(1e-2, 3e-3, 1e-3, 3e-4), n_steps=20000, ode_dts=(1e-3, 5e-4))}
+PRESETS = {"quick": Config(), "full": Config(sim=LionConfig(n_steps=20000, log_every=1), lrs=(1e-2, 3e-3, 1e-3, 3e-4),
+                                             ode_dts=(1e-3, 5e-4))}
 
 
 def _H(xs, ms, f, kappa, lam, a, g, e):
@@ -56,7 +70,7 @@ def compute(cfg):
     out = {}
     for prob, (d, lam) in PROBS.items():
         f, _ = tl.problem(prob, d)
-        lc = LionConfig(problem=prob, d=d, n_steps=cfg.n_steps, log_every=1, x0=tuple([0.3 / lam] * d))
+        lc = dataclasses.replace(cfg.sim, problem=prob, d=d, x0=tuple([0.3 / lam] * d))
         ds = sweep(sim(lc), {"lr": [c[0] for c in combos], "b1": [c[1] for c in combos],
                                   "b2": [c[2] for c in combos]}, mode="zip", fixed={"weight_decay": lam}, seeds=1,
                    key=jax.random.key(0), progress=False,

@@ -104,8 +104,10 @@ def test_nested_fields_by_dotted_path():
 def test_show_prints_the_resolved_config(capsys):
     assert cli_main(["show", "bandit_regret", "--full", "--set", "seeds=3"]) == 0
     out = capsys.readouterr().out
-    assert "seeds = 3" in out and "horizon = 1000000" in out
-    assert cli_main(["show", "bandit_regret", "--set", "horizon=nan"]) == 2
+    assert "seeds = 3" in out and "sim.horizon = 1000000" in out and "sim.log_every = 10000" in out
+    assert "sim.instance" not in out  # set by the figure: not a knob
+    assert cli_main(["show", "bandit_regret", "--set", "sim.horizon=nan"]) == 2
+    assert cli_main(["show", "bandit_regret", "--set", "sim.instance=real"]) == 2
 
 
 def _fake_figure(fail_at=None):
