@@ -43,6 +43,10 @@ def _cases():
            bigram_backcopy.sim(bigram_backcopy.BBConfig(seq_len=32, batch=64, n_steps=20, log_every=10, d_model=64,
                                                         n_layers=1)),
            {"lr": [3e-3]}, {}, 3, False, "grid")
+    yield ("Bigram-Backcopy transformer, 3 layers d = 64 (bb_extreme_tokens)",
+           bigram_backcopy.sim(bigram_backcopy.BBConfig(seq_len=16, batch=32, n_steps=20, log_every=10, d_model=64,
+                                                        n_layers=3)),
+           {"lr": [3e-3]}, {}, 3, False, "grid")
 
 
 def main():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -15,41 +16,49 @@ from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 from sims.transformer import apply
 
-PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 2-layer Bigram-Backcopy transformer"
+PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 3-layer Bigram-Backcopy transformer"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    """``base`` is the Bigram-Backcopy model trained first (at ``base_lr``); ``mask`` the continuous sparsification
+    run on it at each of ``lams`` (target: the bigram, then the model itself at the chosen lambda)."""
+
+    SET_BY_FIGURE: typing.ClassVar[dict] = {
+        "mask.base": "`base`: the model trained here",
+        "mask.target": "bigram at each of `lams`; then model (optimal pruning) at the chosen lambda",
+    }
     base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=3, n_steps=2000, log_every=500)
+    mask: sn.SubnetConfig = sn.SubnetConfig(n_steps=2000, log_every=100, lr=0.05, temp_growth=1.003)
     base_lr: float = param(3e-3, gt=0)
     base_seed: int = param(0, ge=0, help="seed of the base model (and of the mask-training data)")
     lams: tuple[float, ...] = param(unique=True, default=(0.3, 1.0, 3.0, 10.0), ge=0, help="sparsity weights lambda")
     seeds: int = param(1, ge=1, help="data orders of the mask training")
-    n_steps: int = param(2000, ge=100, help="mask-training steps (multiple of 100)")
-    lr: float = param(0.05, gt=0, help="Adam step on the mask logits")
-    temp_growth: float = param(1.003, ge=1, help="temperature factor per step (paper: 1.001 over 15k steps)")
     null_samples: int = param(64, ge=8, help="random same-count masks in the ablation null")
     r_target: float = param(0.95, gt=0, lt=1, help="Pearson r that defines a bigram subnetwork")
+
+    def __post_init__(self):
+        # the mask run's base IS `base` (one home: `base.*` on the command line), so the resolved config says so
+        object.__setattr__(self, "mask", dataclasses.replace(self.mask, base=self.base))
+        super().__post_init__()
 
     def check(self):
         if not 3 <= self.base.n_layers <= 4:
             raise ValueError(f"base.n_layers={self.base.n_layers} is out of range: must be >= 3 and <= 4 (the lens "
                              "claim compares block 1 with an intermediate block)")
-        if self.n_steps % 100:
-            raise ValueError("n_steps must be a multiple of 100")
+        if self.mask.n_steps < 100:
+            raise ValueError(f"mask.n_steps must be >= 100, got {self.mask.n_steps}")
         if list(self.lams) != sorted(self.lams):
             raise ValueError("lams must be increasing")
 
     def subnet(self, target) -> sn.SubnetConfig:
-        return sn.SubnetConfig(base=self.base, target=target, n_steps=self.n_steps, log_every=100, lr=self.lr,
-                               temp_growth=self.temp_growth)
+        return dataclasses.replace(self.mask, target=target)
 
 
 PRESETS = {"quick": Config(),
            "full": Config(base=BBConfig(seq_len=64, batch=32, d_model=128, n_layers=3, n_steps=10_000, log_every=2500),
-                          base_lr=1e-3,
-                          lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, n_steps=6000, temp_growth=1.001,
-                          null_samples=256)}
+                          mask=sn.SubnetConfig(n_steps=6000, log_every=100, lr=0.05, temp_growth=1.001),
+                          base_lr=1e-3, lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, null_samples=256)}
 
 
 @functools.lru_cache(maxsize=2)

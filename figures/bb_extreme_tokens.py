@@ -131,18 +131,33 @@ def claims(ds, cfg):
     out.append(Claim("relu_no_sink",
                      "ReLU attention: no attention sink (BOS weight at non-trigger queries, every layer)",
                      "no sink", f"max over layers {r(bos_w)}", "every seed < 0.2", bool(np.all(bos_w < 0.2))))
+    no_drain = bool(np.all(vr > 0.5))
+    vr_t = (ds.bos_value_norm / ds.other_value_norm).sel(variant="relu").min("layer").values[:, late]  # seed, step
+    va = (ds.bos_value_norm / ds.other_value_norm).sel(variant="adam").isel(step=-1).min("layer").values
     out.append(Claim("relu_no_drain", "ReLU attention: no value-state drain", "BOS value ~ others'",
-                     f"min over layers of BOS/other value norm {r(vr)}", "every seed > 0.5", bool(np.all(vr > 0.5))))
+                     f"min over layers of BOS/other value norm {r(vr)}", "every seed > 0.5", no_drain,
+                     "" if no_drain else
+                     f"ReLU attention weakens the drain but does not remove it in every layer: the smallest BOS/other "
+                     f"value-norm ratio over layers is {r(vr)} (softmax + Adam {r(va)}), and over the second half of "
+                     f"training it moves within [{r(vr_t.min(1))}, {r(vr_t.max(1))}] per seed, so the 0.5 line is "
+                     "crossed by seed and by step (seed-dependent: an earlier random stream of the same preset gave "
+                     "0.98, 0.53, 0.79, all above it)."))
     w00 = ds.attn_map.sel(variant="relu").isel(layer=0).values[:, 0, 0]
     gr = _peak(ds, "relu").values
     sr = np.array([_slope(p[late], t[late]) for p in gr]) * 1000
     ok = bool(np.all(pk < 1.5))
+    peaked = pk >= 1.5
+    by_attn = peaked & (w00 > 1.0)  # ReLU weights are not normalised: BOS (one visible key) can weigh itself >> 1
     finding = "" if ok else (
         f"With ReLU attention + Adam the BOS residual after block 0 still grows in some seeds: BOS/other "
-        f"{r(pk)}, gap slope {r(sr)} per 1k steps (softmax + Adam {r(sa)}). It is not written by attention: BOS's "
-        f"self-attention weight ReLU(s_00)/1 is {r(w00)}, so the block-0 MLP applied to the BOS embedding makes "
-        "it, and Adam's sign-like steps keep growing it (the paper's Adam-vs-SGD mechanism), with no sink needed. "
-        "Seed-dependent (README: at lr 1e-3, 1 of 3 seeds); the paper's ReLU run is at lr 3e-4, d=256 (full preset).")
+        f"{r(pk)}, gap slope {r(sr)} per 1k steps (softmax + Adam {r(sa)}). BOS's own ReLU self-attention weight "
+        f"ReLU(s_00)/1 is {r(w00)}: "
+        + (f"in seeds {np.nonzero(by_attn)[0].tolist()} it is far above 1 (ReLU weights are not normalised), so "
+           "block 0's attention itself amplifies BOS's value into the residual" if by_attn.any() else "")
+        + ("; " if by_attn.any() and (peaked & ~by_attn).any() else "")
+        + (f"in seeds {np.nonzero(peaked & ~by_attn)[0].tolist()} it is ~0, so the block-0 MLP applied to the BOS "
+           "embedding makes the peak and Adam's sign-like steps grow it" if (peaked & ~by_attn).any() else "")
+        + ". No sink is needed either way. Seed-dependent; the paper's ReLU run is at lr 3e-4, d=256 (full preset).")
     out.append(Claim("relu_no_peak", "ReLU attention: no residual-state peak after block 0", "BOS ~ others",
                      f"BOS/other residual norm {r(pk)}", "every seed < 1.5", ok, finding))
     out.append(Claim("relu_near_oracle", "ReLU attention: the loss is still near oracle",

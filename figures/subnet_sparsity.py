@@ -59,8 +59,8 @@ def claims(ds, cfg):
                    f"per layer MLP {fmt(np.array(per_layer_mlp), 3)}. The same layer carries the bigram in the full "
                    f"model: removing one MLP raises the non-trigger loss to {fmt(mrl, 3)} (per layer; full model "
                    f"{float(ds.full_loss.sel(pos_type='non-trigger')):.3f}). The subnetwork follows where the trained "
-                   "model put the bigram map, which in a 2-layer Bigram-Backcopy model need not be the first MLP "
-                   "(the first layer hosts the copy head); the paper's claim is about pretrained LMs.")
+                   f"model put the bigram map, which in a {cfg.base.n_layers}-layer Bigram-Backcopy model need not be "
+                   "the first MLP (the first layer hosts the copy head); the paper's claim is about pretrained LMs.")
     out.append(Claim("first_mlp_concentration",
                      "the kept parameters concentrate in the first MLP layer (kept fraction per block)",
                      "first MLP highest",

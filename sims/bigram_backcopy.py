@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
 from sims.config import check_fields, param
@@ -171,12 +172,14 @@ def make_train(cfg: BBConfig):
     def train(key, hp):
         P = jnp.asarray(P_np)
         k_init, k_eval, k_train = jax.random.split(key, 3)
-        params = init(k_init, mcfg)
+        # the optimizer and the divergence check see ONE flat vector (the same numbers element by element): per-leaf
+        # updates and checks would each be a compiled kernel (dozens per step; CPU compile time, see sims.sweep)
+        params, unravel = ravel_pytree(init(k_init, mcfg))
         opt = optimizer(cfg, hp["lr"])
         x_ev, y_ev, trig_ev, non_ev = sample_batch(cfg, k_eval, cfg.eval_batch)
 
         def loss_fn(p, x, y):
-            logits, _ = apply(p, x, mcfg)
+            logits, _ = apply(unravel(p), x, mcfg)
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[..., None], -1))
 
         def step(k, state, t):
@@ -187,7 +190,7 @@ def make_train(cfg: BBConfig):
             return (optax.apply_updates(p, upd), ost)
 
         def metrics(p, **kw):
-            logits, inter = apply(p, x_ev, mcfg, **kw)
+            logits, inter = apply(unravel(p), x_ev, mcfg, **kw)
             nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y_ev[..., None], -1)[..., 0]
             return nll, inter
 
@@ -197,29 +200,37 @@ def make_train(cfg: BBConfig):
         vis = jnp.tril(jnp.ones((L, L), bool)) & (jnp.arange(L) > 0)[None, :]
         gap_q = non_ev & (jnp.arange(L) > 1)
 
-        def layer_metrics(inter, i):
-            w = inter["attn"][i][:, 0]  # head 0: (batch, q, k)
-            s = inter["scores"][i][:, 0]
-            val = jnp.linalg.norm(inter["value"][i][:, 0], axis=-1)  # (batch, key)
-            res = jnp.linalg.norm(inter["resid"][i], axis=-1)  # (batch, pos)
-            prev = jnp.sum(jnp.where(prev_mask, w, 0.0), -1)
-            other = jnp.sum(jnp.where(vis, s, 0.0), -1) / jnp.maximum(vis.sum(-1), 1)
-            return {
-                "bos_attn_nontrigger": _mean_where(w[:, :, 0], non_ev),
-                "bos_attn_trigger": _mean_where(w[:, :, 0], trig_ev),
-                "prev_attn_trigger": _mean_where(prev, trig_ev),
-                "bos_value_norm": val[:, 0].mean(), "other_value_norm": val[:, 1:].mean(),
-                "bos_resid_norm": res[:, 0].mean(), "other_resid_norm": res[:, 1:].mean(),
-                # score(q, BOS) - mean score(q, other visible keys), at non-trigger queries
-                "bos_logit_gap": _mean_where(s[:, :, 0] - other, gap_q),
-            }
+        # every recorded metric is a masked mean over (evaluation sequence, position): per-position quantities
+        # (layer, batch, pos, 5) contracted with normalised masks (batch, pos, 5) in ONE einsum, instead of a
+        # separate masked reduction (a compiled kernel each) per metric and layer
+        pos = jnp.arange(L)
+
+        def _norm(m):
+            m = jnp.broadcast_to(m, (cfg.eval_batch, L)).astype(jnp.float32)
+            return m / jnp.maximum(jnp.sum(m), 1.0)
+
+        masks = jnp.stack([_norm(non_ev), _norm(trig_ev), _norm(pos == 0), _norm(pos >= 1), _norm(gap_q)], -1)
+        NON, TRIG, FIRST, REST, GAP = range(5)
 
         def record(state, t):
             nll, inter = metrics(state[0])
-            per = [layer_metrics(inter, i) for i in range(cfg.n_layers)]
-            out = {k: jnp.stack([m[k] for m in per]) for k in per[0]}  # each (layer,)
-            out["loss_trigger"] = _mean_where(nll, trig_ev)
-            out["loss_bigram"] = _mean_where(nll, non_ev)
+            w = jnp.stack([a[:, 0] for a in inter["attn"]])  # head 0: (layer, batch, q, k)
+            sc = jnp.stack([a[:, 0] for a in inter["scores"]])
+            val = jnp.linalg.norm(jnp.stack([v[:, 0] for v in inter["value"]]), axis=-1)  # (layer, batch, key)
+            res = jnp.linalg.norm(jnp.stack(inter["resid"]), axis=-1)  # (layer, batch, pos)
+            prev = jnp.sum(jnp.where(prev_mask, w, 0.0), -1)
+            other = jnp.sum(jnp.where(vis, sc, 0.0), -1) / jnp.maximum(vis.sum(-1), 1)
+            q = jnp.stack([w[..., 0], prev, val, res, sc[..., 0] - other], -1)  # (layer, batch, pos, 5)
+            m = jnp.einsum("ibpj,bpk->ijk", q, masks, precision=jax.lax.Precision.HIGHEST)  # (layer, 5, 5)
+            out = {"bos_attn_nontrigger": m[:, 0, NON], "bos_attn_trigger": m[:, 0, TRIG],
+                   "prev_attn_trigger": m[:, 1, TRIG],
+                   "bos_value_norm": m[:, 2, FIRST], "other_value_norm": m[:, 2, REST],
+                   "bos_resid_norm": m[:, 3, FIRST], "other_resid_norm": m[:, 3, REST],
+                   # score(q, BOS) - mean score(q, other visible keys), at non-trigger queries
+                   "bos_logit_gap": m[:, 4, GAP]}
+            ml = jnp.einsum("bp,bpk->k", nll, masks[..., :2], precision=jax.lax.Precision.HIGHEST)
+            out["loss_trigger"] = ml[TRIG]
+            out["loss_bigram"] = ml[NON]
             return out
 
         res = scan_with_records(k_train, step, (params, opt.init(params)), record, n_steps=cfg.n_steps,
@@ -235,7 +246,7 @@ def make_train(cfg: BBConfig):
             nll_i, _ = metrics(p, **kw)
             final[f"{name}_trigger"] = _mean_where(nll_i, trig_ev)
             final[f"{name}_bigram"] = _mean_where(nll_i, non_ev)
-        return p, final, res.traj
+        return unravel(p), final, res.traj
 
     return train
 

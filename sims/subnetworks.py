@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from sims.bigram_backcopy import BBConfig, sample_batch, source_of
-from sims.config import check_fields
+from sims.config import check_fields, param
 from sims.sweep import check_loop, record_steps, scan_with_records
 from sims.transformer import apply
 
@@ -45,15 +45,16 @@ MASKABLE = ("wq", "wk", "wv", "wo", "w1", "w2")
 @dataclasses.dataclass(frozen=True)
 class SubnetConfig:
     base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=2, n_steps=2000, log_every=500)
-    target: str = "bigram"  # or "model" (optimal pruning)
-    maskable: tuple[str, ...] = MASKABLE
-    n_steps: int = 2000
-    log_every: int = 100
-    batch: int = 32
-    lr: float = 0.05  # Adam on the mask logits
-    temp_growth: float = 1.003
-    undecided_stop: float = 0.01
-    eval_batch: int = 128
+    target: str = param("bigram", choices=("bigram", "model"),
+                        help="what the masked model must match: the bigram P, or the base model (optimal pruning)")
+    maskable: tuple[str, ...] = param(MASKABLE, unique=True, help=f"maskable weight matrices of every block {MASKABLE}")
+    n_steps: int = param(2000, ge=1, le=10**8, help="mask-training steps")
+    log_every: int = param(100, ge=1, help="record every log_every steps (divides n_steps)")
+    batch: int = param(32, ge=1, help="fresh sequences per mask-training step")
+    lr: float = param(0.05, gt=0, help="Adam step on the mask logits")
+    temp_growth: float = param(1.003, ge=1, help="temperature factor per step (paper: 1.001 over 15k steps)")
+    undecided_stop: float = param(0.01, ge=0, lt=1, help="stop when this fraction of kept entries is undecided")
+    eval_batch: int = param(128, ge=1, help="sequences of the fixed evaluation batch")
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and ranges of every field (sims.config)

@@ -125,6 +125,30 @@ def test_nan_is_flagged_with_its_step():
     assert ds.attrs["n_diverged"] == 2
 
 
+@pytest.mark.parametrize("leaf,value,expect", [
+    ("b", np.nan, 37), ("b", np.inf, 37), ("a", -np.inf, 37), ("a", 2e3, 37), ("c", -2e3, 37),
+    ("a", 1e3, -1),  # |x| == bound is not beyond it
+])
+def test_divergence_check_over_many_leaves_and_dtypes(leaf, value, expect):
+    """The divergence step of a state with several leaves (float32, float64 arrays, an int counter): the first
+    step where ANY element of ANY float leaf is non-finite or beyond the bound (|x| > 1e3), whatever the leaf;
+    records are the states after 0, 10, ..., 100 steps (x + 1 per step) until the freeze."""
+
+    def step(k, st, t):
+        new = {"a": st["a"] + 1.0, "b": st["b"] + 1.0, "c": st["c"] + 1.0, "n": st["n"] + 1}
+        return {**new, leaf: jnp.where(t >= 36, new[leaf].at[0].set(value), new[leaf])}  # held from step 37 on
+
+    with jax.enable_x64(True):
+        st0 = {"a": jnp.zeros(3, jnp.float32), "b": jnp.zeros((2, 2), jnp.float64), "c": jnp.zeros(1, jnp.float32),
+               "n": jnp.zeros((), jnp.int32)}
+        res = jax.jit(lambda k: sw.scan_with_records(k, step, st0, lambda s, t: {"n": s["n"], "t": t}, n_steps=100,
+                                                     log_every=10, bound=1e3))(jax.random.key(0))
+    assert int(res.diverged_step) == expect
+    np.testing.assert_array_equal(res.traj["t"], np.arange(0, 101, 10))
+    n_expected = np.minimum(np.arange(0, 101, 10), 37) if expect > 0 else np.arange(0, 101, 10)
+    np.testing.assert_array_equal(res.traj["n"], n_expected)  # frozen at the first bad state
+
+
 def test_fallback_divergence_from_records():
     """Without a diverged_step output, the engine flags the first non-finite record."""
 
