@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
@@ -161,6 +162,10 @@ def plot(ds, cfg):
         ax.plot(t, ds.bos_logit_gap.values[s_, 1:], color="C0", lw=1.2, label="BOS logit gap" if s_ == 0 else None)
     ax.set(xscale="log", xlabel="training step", ylabel="BOS score - mean other score (non-trigger q)",
            title="reduced-dynamics trends in the trained head")
+    # labels at 1, 2, 5 x 10^k as plain numbers (the default minor labels overlapped)
+    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax2 = ax.twinx()
     for s_ in range(ds.sizes["seed"]):
         ax2.plot(t, ds.bos_value_norm.values[s_, 1:], color="C3", lw=1.2, ls="--",

@@ -206,7 +206,7 @@ def make_train(cfg: BBConfig):
         pos = jnp.arange(L)
 
         def _norm(m):
-            m = jnp.broadcast_to(m, (cfg.eval_batch, L)).astype(jnp.float32)
+            m = jnp.broadcast_to(m, (cfg.eval_batch, L)).astype(jnp.result_type(float))  # float32 unless x64
             return m / jnp.maximum(jnp.sum(m), 1.0)
 
         masks = jnp.stack([_norm(non_ev), _norm(trig_ev), _norm(pos == 0), _norm(pos >= 1), _norm(gap_q)], -1)
