@@ -14,6 +14,7 @@ import xarray as xr
 from figures._core import Diverged, Validated, param
 from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
+from sims.sweep import jit
 from sims.transformer import apply
 
 PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 3-layer Bigram-Backcopy transformer"
@@ -66,7 +67,7 @@ def compute_all(cfg: Config):
     key = jax.random.key(cfg.base_seed)
     k_base, k_b, k_m, k_ev, k_fit, k_null = jax.random.split(key, 6)
     base = cfg.base
-    params, bfin, _ = jax.jit(make_train(base))(k_base, {"lr": jnp.float32(cfg.base_lr)})
+    params, bfin, _ = jit(make_train(base))(k_base, {"lr": jnp.float32(cfg.base_lr)})
     if float(bfin["diverged_step"]) >= 0:
         raise Diverged("the base model diverged; not analysing it")
     c_b, c_m = cfg.subnet("bigram"), cfg.subnet("model")
@@ -114,7 +115,7 @@ def compute_all(cfg: Config):
     out["full_loss"] = ("pos_type", np.array(abl(jnp.zeros_like(jnp.asarray(mask_b)))))
     out["removed_loss"] = ("pos_type", np.array(abl(jnp.asarray(mask_b))))
     keys = jax.random.split(k_null, cfg.null_samples)
-    null = jax.jit(jax.vmap(lambda k: abl(sn.random_same_counts(k, c_b, params, jnp.asarray(mask_b)))))(keys)
+    null = jit(jax.vmap(lambda k: abl(sn.random_same_counts(k, c_b, params, jnp.asarray(mask_b)))))(keys)
     out["null_loss"] = (("null", "pos_type"), np.stack([np.asarray(a) for a in null], -1))
     out = out.assign_coords(pos_type=["trigger", "non-trigger"])
     # per-layer MLP removal in the base model: which MLP computes the bigram

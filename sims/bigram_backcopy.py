@@ -236,16 +236,25 @@ def make_train(cfg: BBConfig):
         res = scan_with_records(k_train, step, (params, opt.init(params)), record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=1e6)
         p = res.state[0]
-        nll, inter = metrics(p)
-        final = {"diverged_step": res.diverged_step, "attn_map": jnp.stack([a[0, 0] for a in inter["attn"]]),
-                 "attn_map_trigger": trig_ev[0]}
+        # the trained model evaluated four ways (full, attention output removed, BOS forced at non-trigger queries,
+        # MLP removed) by ONE forward pass scanned over the intervention flags: four unrolled passes were four
+        # copies of the forward in the compiled program (~25 kernels each; CPU compile time, see sims.sweep).
+        # With every flag off the pass is the plain model (a select that keeps its operand, an all-false BOS mask)
+        variants = ("full", "no_attn", "bos_forced", "no_mlp")
+        flags = jnp.asarray([[v == "no_attn", v == "bos_forced", v == "no_mlp"] for v in variants])
+
+        def evaluate(_, f):
+            nll_i, inter = metrics(p, zero_attn=f[0], force_bos=non_ev & f[1], zero_mlp=f[2])
+            return None, (_mean_where(nll_i, trig_ev), _mean_where(nll_i, non_ev),
+                          jnp.stack([a[0, 0] for a in inter["attn"]]))
+
+        _, (l_trig, l_non, maps) = jax.lax.scan(evaluate, None, flags)
+        final = {"diverged_step": res.diverged_step, "attn_map": maps[0], "attn_map_trigger": trig_ev[0]}
         bigram_nll = -jnp.log(P[jnp.minimum(x_ev, cfg.V - 1), jnp.minimum(y_ev, cfg.V - 1)])
         final["oracle_bigram"] = _mean_where(bigram_nll, non_ev)  # Bayes loss on the same evaluation positions
-        for name, kw in (("full", {}), ("no_attn", {"zero_attn": True}), ("bos_forced", {"force_bos": non_ev}),
-                         ("no_mlp", {"zero_mlp": True})):
-            nll_i, _ = metrics(p, **kw)
-            final[f"{name}_trigger"] = _mean_where(nll_i, trig_ev)
-            final[f"{name}_bigram"] = _mean_where(nll_i, non_ev)
+        for i, name in enumerate(variants):
+            final[f"{name}_trigger"] = l_trig[i]
+            final[f"{name}_bigram"] = l_non[i]
         return unravel(p), final, res.traj
 
     return train

@@ -68,6 +68,7 @@ __all__ = [
     "default_cache",
     "environment",
     "batched",
+    "jit",
     "config_to_json",
     "tune_lr",
     "Tuned",
@@ -245,17 +246,61 @@ def noise_stream(key: Array, noise: Callable[[Array, int], Any], *, n_steps: int
 _BATCHED: dict[Any, Callable] = {}
 
 
+def _opt_level_set_by_user() -> bool:
+    return "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", "")
+
+
+def jit(fn: Callable, **kw) -> Callable:
+    """``jax.jit`` with the suite's compiler options: on a CPU, XLA's LLVM backend at -O2 instead of its default
+    -O3, unless ``XLA_FLAGS`` sets ``--xla_backend_optimization_level`` itself (``make test`` sets -O0).
+
+    Why: the CPU backend compiles one LLVM kernel per fusion, and a transformer step has hundreds; -O2 cuts the
+    Bigram-Backcopy compile by ~1.5 s (4.2-5.0 -> 3.0-3.6 s of XLA time, 1 layer) at the same run time
+    (benchmarks/RESULTS.md). The numbers: the same bits for the river valley, the quadratic, Lion, the bandits and
+    the softmax and ReLU transformers (checked); within float rounding elsewhere (bigram LM 2e-7, convex SGD 1e-6
+    relative; the GLA transformer's training then drifts apart as any chaotic run does).
+    """
+    if jax.default_backend() == "cpu" and not _opt_level_set_by_user():
+        kw["compiler_options"] = {"xla_backend_optimization_level": 2, **kw.get("compiler_options", {})}
+    return jax.jit(fn, **kw)
+
+
+class _Batched:
+    """``jit(vmap(vmap(run)))`` for a chunk of several hparam points; for a chunk of ONE point, ``jit(vmap(run))``
+    with that point's values as scalars (the result still has the size-1 point axis). A size-1 outer vmap costs
+    ~30% of an RNG-bound run (river valley: 99-111 against 73-76 ns per seed-step, benchmarks/RESULTS.md), and
+    one-point sweeps are common (a schedule per sweep in wsd_s_budgets, a base model per run). The numbers: the
+    same bits where the per-seed program is the same (tested on the river valley); a batched matmul may round
+    differently by an ulp (the transformer)."""
+
+    def __init__(self, run: RunFn):
+        over_seeds = jax.vmap(run, in_axes=(0, None))
+        self.many = jit(jax.vmap(over_seeds, in_axes=(None, 0)))
+
+        def one(keys, hps):
+            out = over_seeds(keys, {k: v[0] for k, v in hps.items()})
+            return jax.tree.map(lambda x: x[None], out)
+
+        self.one = jit(one)
+
+    def __call__(self, keys, hps):
+        n = {int(np.shape(v)[0]) for v in hps.values()}
+        return (self.one if n == {1} else self.many)(keys, hps)
+
+    def _cache_size(self) -> int:
+        return self.many._cache_size() + self.one._cache_size()
+
+
 def batched(run: RunFn) -> Callable:
-    """``jit(vmap(vmap(run)))``: outer axis hparams, inner axis seeds (keys shared across hparams).
+    """The compiled sweep chunk: outer axis hparams, inner axis seeds (keys shared across hparams); see
+    :class:`_Batched` (one-point chunks skip the outer vmap). Compiled with :func:`jit`'s options.
 
     Cached per ``run`` object, so calling a sweep again with other hparam *values* (same shapes)
     reuses the compiled executable.
     """
     fn = _BATCHED.get(run)
     if fn is None:
-        over_seeds = jax.vmap(run, in_axes=(0, None))
-        over_hparams = jax.vmap(over_seeds, in_axes=(None, 0))
-        fn = jax.jit(over_hparams)
+        fn = _Batched(run)
         _BATCHED[run] = fn
     return fn
 

@@ -17,7 +17,9 @@ Intermediates: per layer, attention scores before softmax/ReLU ``scores`` and we
 (batch, heads, query, key), value states after W_o
 ``value`` (batch, heads, key, d) and the residual stream after the block ``resid`` (batch, pos, d).
 Interventions for mechanism tests: ``zero_attn`` (drop the attention output), ``zero_mlp``,
-``force_bos`` (a boolean (batch, pos) mask: those queries attend only to position 0).
+``force_bos`` (a boolean (batch, pos) mask: those queries attend only to position 0). ``zero_attn`` and
+``zero_mlp`` may be traced booleans, so that several interventions are one compiled pass scanned over flags
+(``False`` as a Python bool adds nothing to the program; as a traced value it selects the unchanged output).
 """
 
 from __future__ import annotations
@@ -163,12 +165,12 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
             att_out = jnp.einsum("bhqd,hde->bqe", o, wo)
         else:
             att_out = jnp.einsum("bhqk,bhke->bqe", mix, val)
-        if zero_attn:
-            att_out = jnp.zeros_like(att_out)
+        if zero_attn is not False:
+            att_out = jnp.where(zero_attn, jnp.zeros_like(att_out), att_out)
         x = x + att_out
         if cfg.mlp:
             m = jax.nn.relu(_ln(x, blk["ln2"]) @ blk["w1"]) @ blk["w2"]
-            x = x + (jnp.zeros_like(m) if zero_mlp else m)
+            x = x + (m if zero_mlp is False else jnp.where(zero_mlp, jnp.zeros_like(m), m))
         inter["scores"].append(s)
         inter["attn"].append(w)
         inter["value"].append(val)
