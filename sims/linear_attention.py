@@ -187,9 +187,18 @@ def _intra_secondary(Q, K, cl, c):
     z = jnp.concatenate([jnp.zeros_like(cs[..., :1, -1, :]), cs[..., :-1, -1, :]], axis=-2)  # (..., n, dk)
     below = jnp.arange(n)[:, None] > jnp.arange(n)[None, :]  # (i, j): j < i
     Qa = Qs * jnp.exp(cs - z[..., :, None, :])  # (..., n_i, c, dk)
-    ek = jnp.where(below[:, :, None, None], z[..., :, None, None, :] - cs[..., None, :, :, :], -jnp.inf)
-    Ka = Ks[..., None, :, :, :] * jnp.exp(ek)  # (..., n_i, n_j, c, dk)
-    off = jnp.einsum("...itc,...ijsc->...itjs", Qa, Ka)  # (..., n_i, c, n_j, c)
+    if n == 2:
+        # the one off-diagonal block (i, j) = (1, 0) as a plain matmul. Workaround: with the batched (i, j) einsum
+        # below, XLA's CPU backend (jaxlib 0.10.2, YNNPACK fusions) crashes with a segmentation fault on
+        # jit(vmap(grad(...))) of this function when n = 2 (n = 3, 4 run; tests/test_linear_attention.py)
+        o10 = jnp.einsum("...tc,...sc->...ts", Qa[..., 1, :, :],
+                         Ks[..., 0, :, :] * jnp.exp(z[..., 1, None, :] - cs[..., 0, :, :]))
+        zero = jnp.zeros_like(o10)
+        off = jnp.stack([jnp.stack([zero, zero], -2), jnp.stack([o10, zero], -2)], -4)  # (..., n_i, c, n_j, c)
+    else:
+        ek = jnp.where(below[:, :, None, None], z[..., :, None, None, :] - cs[..., None, :, :, :], -jnp.inf)
+        Ka = Ks[..., None, :, :, :] * jnp.exp(ek)  # (..., n_i, n_j, c, dk)
+        off = jnp.einsum("...itc,...ijsc->...itjs", Qa, Ka)  # (..., n_i, c, n_j, c)
     tri = (jnp.arange(c)[:, None] >= jnp.arange(c)[None, :])[..., None]
     ed = jnp.where(tri, cs[..., :, :, None, :] - cs[..., :, None, :, :], -jnp.inf)  # (..., n, c, c, dk)
     diag = jnp.einsum("...itc,...isc,...itsc->...its", Qs, Ks, jnp.exp(ed))  # (..., n, c, c)
