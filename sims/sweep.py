@@ -1,4 +1,5 @@
-"""The sweep engine: one compiled ``jit(vmap(vmap(run)))`` call per chunk of (hparams x seeds).
+"""The sweep engine: one compiled ``jit(vmap(vmap(run)))`` call per chunk of (hparams x seeds) (``jit(vmap(run))``
+for a chunk of one hparam point).
 
 A simulation is ``make_run(cfg) -> run(key, hparams) -> (final, traj)`` where
 
@@ -265,23 +266,42 @@ def jit(fn: Callable, **kw) -> Callable:
     return jax.jit(fn, **kw)
 
 
+class _Batched:
+    """``jit(vmap(vmap(run)))`` for a chunk of several hparam points; for a chunk of ONE point, ``jit(vmap(run))``
+    with that point's values as scalars (the result still has the size-1 point axis). A size-1 outer vmap costs
+    ~30% of an RNG-bound run (river valley: 99-111 against 73-76 ns per seed-step, benchmarks/RESULTS.md), and
+    one-point sweeps are common (a schedule per sweep in wsd_s_budgets, a lambda per subnetwork run). The numbers:
+    the same bits where the per-seed program is the same (tested on the river valley and the bandits); a batched
+    matmul may round differently by an ulp (the transformer)."""
+
+    def __init__(self, run: RunFn):
+        over_seeds = jax.vmap(run, in_axes=(0, None))
+        self.many = jit(jax.vmap(over_seeds, in_axes=(None, 0)))
+
+        def one(keys, hps):
+            out = over_seeds(keys, {k: v[0] for k, v in hps.items()})
+            return jax.tree.map(lambda x: x[None], out)
+
+        self.one = jit(one)
+
+    def __call__(self, keys, hps):
+        n = {int(np.shape(v)[0]) for v in hps.values()}
+        return (self.one if n == {1} else self.many)(keys, hps)
+
+    def _cache_size(self) -> int:
+        return self.many._cache_size() + self.one._cache_size()
+
+
 def batched(run: RunFn) -> Callable:
-    """``jit(vmap(vmap(run)))``: outer axis hparams, inner axis seeds (keys shared across hparams).
+    """The compiled sweep chunk: outer axis hparams, inner axis seeds (keys shared across hparams); see
+    :class:`_Batched` (one-point chunks skip the outer vmap). Compiled with :func:`jit`'s options.
 
     Cached per ``run`` object, so calling a sweep again with other hparam *values* (same shapes)
-    reuses the compiled executable. Compiled with :func:`jit`'s options.
-
-    A chunk of ONE hparam point also runs the outer vmap (size 1), which costs ~30% of an RNG-bound run (river
-    valley, benchmarks/RESULTS.md). ``jit(vmap(run))`` for such chunks was tried: bit-identical for the river valley,
-    but XLA's CPU backend (jaxlib 0.10.2) then crashes (segmentation fault in a YNNPACK fusion) on the 3-layer GLA
-    transformer of bb_extreme_tokens; it runs with the YNN fusions turned off, which cost 10-20% of the transformer's
-    run time. So every chunk keeps the same program shape.
+    reuses the compiled executable.
     """
     fn = _BATCHED.get(run)
     if fn is None:
-        over_seeds = jax.vmap(run, in_axes=(0, None))
-        over_hparams = jax.vmap(over_seeds, in_axes=(None, 0))
-        fn = jit(over_hparams)
+        fn = _Batched(run)
         _BATCHED[run] = fn
     return fn
 
