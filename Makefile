@@ -28,8 +28,8 @@ lint: $(STAMP)
 # XLA's LLVM backend at -O0 for the tests: they are compile-bound (measured: -23% wall on compile-heavy tests). The
 # code is the same; float32 results can differ from -O2 builds by rounding (no FMA contraction: ~1 ulp, seen
 # 1e-6 relative), far inside every statistical tolerance; tests that compare bits compare runs built with the same
-# flags (subprocesses inherit XLA_FLAGS). `make figures` compiles at -O2 (sims.sweep.jit: XLA's CPU default is -O3,
-# the same run time and ~1.5 s more compile per transformer program).
+# flags (subprocesses inherit XLA_FLAGS). `make figures` compiles at -O2 (sims.sweep.jit; XLA's CPU default -O3 gives
+# the same run time and takes ~1.5 s more to compile a transformer program).
 TEST_XLA_FLAGS := --xla_backend_optimization_level=0
 
 test: $(STAMP) lint

@@ -256,7 +256,7 @@ def jit(fn: Callable, **kw) -> Callable:
     -O3, unless ``XLA_FLAGS`` sets ``--xla_backend_optimization_level`` itself (``make test`` sets -O0).
 
     Why: the CPU backend compiles one LLVM kernel per fusion, and a transformer step has hundreds; -O2 cuts the
-    Bigram-Backcopy compile by ~1.5 s (4.2-5.0 -> 3.0-3.6 s of XLA time, 1 layer) at the same run time
+    Bigram-Backcopy compile by 1.1-1.8 s (4.7-5.0 -> 3.0-3.6 s of XLA time, 1 layer) at the same run time
     (benchmarks/RESULTS.md). The numbers: the same bits for the river valley, the quadratic, Lion, the bandits and
     the softmax and ReLU transformers (checked); within float rounding elsewhere (bigram LM 2e-7, convex SGD 1e-6
     relative; the GLA transformer's training then drifts apart as any chaotic run does).
