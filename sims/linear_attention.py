@@ -185,7 +185,6 @@ def _intra_secondary(Q, K, cl, c):
     lead = Q.shape[:-2]
     Qs, Ks, cs = (x.reshape(lead + (n, c, dk)) for x in (Q, K, cl))
     z = jnp.concatenate([jnp.zeros_like(cs[..., :1, -1, :]), cs[..., :-1, -1, :]], axis=-2)  # (..., n, dk)
-    below = jnp.arange(n)[:, None] > jnp.arange(n)[None, :]  # (i, j): j < i
     Qa = Qs * jnp.exp(cs - z[..., :, None, :])  # (..., n_i, c, dk)
     if n == 2:
         # the one off-diagonal block (i, j) = (1, 0) as a plain matmul. Workaround: with the batched (i, j) einsum
@@ -196,6 +195,7 @@ def _intra_secondary(Q, K, cl, c):
         zero = jnp.zeros_like(o10)
         off = jnp.stack([jnp.stack([zero, zero], -2), jnp.stack([o10, zero], -2)], -4)  # (..., n_i, c, n_j, c)
     else:
+        below = jnp.arange(n)[:, None] > jnp.arange(n)[None, :]  # (i, j): j < i
         ek = jnp.where(below[:, :, None, None], z[..., :, None, None, :] - cs[..., None, :, :, :], -jnp.inf)
         Ka = Ks[..., None, :, :, :] * jnp.exp(ek)  # (..., n_i, n_j, c, dk)
         off = jnp.einsum("...itc,...ijsc->...itjs", Qa, Ka)  # (..., n_i, c, n_j, c)

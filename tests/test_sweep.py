@@ -97,8 +97,8 @@ def test_one_point_chunks_skip_the_outer_vmap_with_the_same_bits():
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the option is for XLA's CPU backend")
 def test_suite_jit_compiles_at_o2_on_cpu_unless_xla_flags_say_otherwise(monkeypatch):
-    """``sims.sweep.jit`` asks XLA's CPU backend for -O2 (compile time; module docstring of the option), and leaves
-    the level to the user when XLA_FLAGS names it (``make test`` runs at -O0)."""
+    """``sims.sweep.jit`` asks XLA's CPU backend for -O2 (less compile time at the same run time: its docstring), and
+    leaves the level to the user when XLA_FLAGS names it (``make test`` runs at -O0); other jit options pass through."""
     seen = []
     monkeypatch.setattr(jax, "jit", lambda fn, **kw: seen.append(kw) or fn)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
