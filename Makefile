@@ -25,12 +25,15 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# XLA's LLVM backend at -O0 for the tests: they are compile-bound (measured: -23% wall on compile-heavy tests). The
-# code is the same; float32 results can differ from -O2 builds by rounding (no FMA contraction: ~1 ulp, seen
-# 1e-6 relative), far inside every statistical tolerance; tests that compare bits compare runs built with the same
-# flags (subprocesses inherit XLA_FLAGS). `make figures` compiles at -O2 (sims.sweep.jit; XLA's CPU default -O3 gives
-# the same run time and takes ~1.5 s more to compile a transformer program).
-TEST_XLA_FLAGS := --xla_backend_optimization_level=0
+# The tests are compile-bound, so they build for compile speed: XLA's LLVM backend at -O0 (measured: -23% wall on
+# compile-heavy tests) and XLA's older CPU fusion emitters (--xla_cpu_use_fusion_emitters=false: XLA compiles a sim in
+# 55-73% of the time; the whole suite 4m54s -> 3m47s on 2 cores, 2026-12-02). The code is the same; float32
+# results can differ from `make figures`' builds by rounding (~1 ulp, seen 1e-6 relative), far inside every
+# statistical tolerance; tests that compare bits compare runs built with the same flags (subprocesses inherit
+# XLA_FLAGS). `make figures` compiles at -O2 with the default emitters (sims.sweep.jit): XLA's default -O3 gives the
+# same run time and takes ~1.5 s more per transformer program; the older emitters' programs run up to 1.75x longer
+# (benchmarks/RESULTS.md: 1.1-1.2x the transformer, 1.7x the quadratic and bigram LM).
+TEST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false
 
 test: $(STAMP) lint
 	XLA_FLAGS="$(TEST_XLA_FLAGS) $$XLA_FLAGS" $(BIN)/python -m pytest -n auto --dist worksteal -m "not slow" tests

@@ -3,10 +3,16 @@
 For each sim at its figure's quick-preset shapes (hparam points x seeds; the scan length is shortened, which does
 not change the compiled program's size: the steps are a `lax.scan`), the first call of one chunk minus the median
 of later calls with NEW hparam values is the compile (+ trace) time; the jit cache must not grow on those calls.
+
+Then the trade of XLA's older CPU fusion emitters (``--xla_cpu_use_fusion_emitters=false``, what ``make test``
+builds with): the same program compiled both ways in this process (XLA compile only, the trace shared), and each
+executable's run time at 10x the scan length (median of 3 calls, the two interleaved), outputs compared bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 
 import jax
@@ -14,7 +20,7 @@ import numpy as np
 
 from benchmarks._common import append_results
 from sims import bandits, bigram_backcopy, convex_sgd, lion, quadratic, river_valley
-from sims.sweep import batched, execute_chunk, plan
+from sims.sweep import batched, compiler_options, execute_chunk, plan
 
 
 def _cases():
@@ -49,6 +55,54 @@ def _cases():
            {"lr": [3e-3]}, {}, 3, False, "grid")
 
 
+def _longer(cfg, k: int):
+    """``cfg`` with k times the steps (or rounds): the same compiled program size, a measurable run time."""
+    if hasattr(cfg, "horizon"):
+        return dataclasses.replace(cfg, horizon=cfg.horizon * k)
+    return dataclasses.replace(cfg, n_steps=cfg.n_steps * k)
+
+
+_SIM_OF = {river_valley.BigramLMConfig: river_valley.lm_sim, river_valley.RiverConfig: river_valley.sim,
+           quadratic.QuadraticConfig: quadratic.sim, convex_sgd.ConvexConfig: convex_sgd.sim, lion.LionConfig: lion.sim,
+           bandits.BanditConfig: bandits.sim, bigram_backcopy.BBConfig: bigram_backcopy.sim}
+
+
+def _emitters_row(name, s, axes, fixed, seeds, x64, mode):
+    """Compile and run time of the chunk's program with XLA's default and older CPU fusion emitters."""
+    s = _SIM_OF[type(s.cfg)](_longer(s.cfg, 10))
+    with jax.enable_x64(x64):
+        p = plan(s.run, axes, seeds=seeds, key=jax.random.key(0), steps=s.steps, fixed=fixed, cfg=s.cfg, mode=mode)
+        keys = jax.random.split(p.key, seeds)
+        hps = {k: np.asarray(v) for k, v in p.flat.items()}
+        over_seeds = jax.vmap(s.run, in_axes=(0, None))
+        if p.n_points == 1:  # as the engine builds a one-point chunk (sims.sweep._Batched)
+            def fn(k, h):
+                return over_seeds(k, {a: v[0] for a, v in h.items()})
+        else:
+            fn = jax.vmap(over_seeds, in_axes=(None, 0))
+        comp, run, digest = {}, {}, {}
+        exe = {}
+        for new in (True, False):
+            low = jax.jit(fn, compiler_options={**compiler_options(),
+                                                "xla_cpu_use_fusion_emitters": new}).lower(keys, hps)
+            t0 = time.perf_counter()
+            exe[new] = low.compile()
+            comp[new] = time.perf_counter() - t0
+            out = jax.block_until_ready(exe[new](keys, hps))
+            digest[new] = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(out))).hexdigest()
+            run[new] = []
+        for _ in range(3):
+            for new in (True, False):
+                t0 = time.perf_counter()
+                jax.block_until_ready(exe[new](keys, hps))
+                run[new].append(time.perf_counter() - t0)
+    r_new, r_old = float(np.median(run[True])), float(np.median(run[False]))
+    return (name.split(":")[0],
+            f"XLA compile {comp[True]:.2f} -> {comp[False]:.2f} s ({comp[False] / comp[True]:.2f}x); run "
+            f"{r_new:.3f} -> {r_old:.3f} s ({r_old / r_new:.2f}x); "
+            f"{'same bits' if digest[True] == digest[False] else 'other rounding'}")
+
+
 def main():
     rows = []
     for name, s, axes, fixed, seeds, x64, mode in _cases():
@@ -77,6 +131,11 @@ def main():
     append_results("Compile time per sim (one sweep chunk)", rows,
                    "Compile = first call - median of 3 later calls with new hparam values (trace + XLA compile). "
                    "The scan length does not change the compiled program (lax.scan), so shorter runs are timed.")
+    append_results("XLA CPU fusion emitters: default -> older (--xla_cpu_use_fusion_emitters=false)",
+                   [_emitters_row(*case) for case in _cases()],
+                   "The same traced program compiled both ways (XLA time only), with this suite's other compiler "
+                   "options; run = median of 3 interleaved calls at 10x the scan length above. `make test` builds "
+                   "with the older emitters (compile-bound); figures keep the default (run-bound).")
 
 
 if __name__ == "__main__":

@@ -251,18 +251,36 @@ def _opt_level_set_by_user() -> bool:
     return "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", "")
 
 
-def jit(fn: Callable, **kw) -> Callable:
-    """``jax.jit`` with the suite's compiler options: on a CPU, XLA's LLVM backend at -O2 instead of its default
-    -O3, unless ``XLA_FLAGS`` sets ``--xla_backend_optimization_level`` itself (``make test`` sets -O0).
+def compiler_options() -> dict:
+    """The XLA options :func:`jit` adds to every program here: on a CPU, LLVM at -O2 instead of XLA's default -O3,
+    unless ``XLA_FLAGS`` sets ``--xla_backend_optimization_level`` itself (``make test`` sets -O0); none elsewhere.
 
     Why: the CPU backend compiles one LLVM kernel per fusion, and a transformer step has hundreds; -O2 cuts the
     Bigram-Backcopy compile by 1.1-1.8 s (4.7-5.0 -> 3.0-3.6 s of XLA time, 1 layer) at the same run time
     (benchmarks/RESULTS.md). The numbers: the same bits for the river valley, the quadratic, Lion, the bandits and
     the softmax and ReLU transformers (checked); within float rounding elsewhere (bigram LM 2e-7, convex SGD 1e-6
-    relative; the GLA transformer's training then drifts apart as any chaotic run does).
+    relative; the GLA transformer's training then drifts apart as any chaotic run does). XLA's older CPU fusion
+    emitters (``XLA_FLAGS=--xla_cpu_use_fusion_emitters=false``, as ``make test`` builds) compile in 55-73% of the
+    time, but their programs run up to 1.75x longer (transformer 1.1-1.2x, quadratic and bigram LM 1.7x), so they
+    are the user's choice for short runs (``python -m benchmarks.compile_times`` measures both), not the default.
     """
     if jax.default_backend() == "cpu" and not _opt_level_set_by_user():
-        kw["compiler_options"] = {"xla_backend_optimization_level": 2, **kw.get("compiler_options", {})}
+        return {"xla_backend_optimization_level": 2}
+    return {}
+
+
+def build_flags() -> dict:
+    """What decides a compiled program's rounding besides the code: the user's ``XLA_FLAGS`` and
+    :func:`compiler_options`. Recorded with every result and hashed into the sweep cache key, so that a sweep
+    resumed under other flags recomputes instead of mixing chunks from two builds."""
+    return {"xla_flags": os.environ.get("XLA_FLAGS", ""), "compiler_options": compiler_options()}
+
+
+def jit(fn: Callable, **kw) -> Callable:
+    """``jax.jit`` with the suite's :func:`compiler_options` (the caller's ``compiler_options`` win)."""
+    opts = compiler_options()
+    if opts:
+        kw["compiler_options"] = {**opts, **kw.get("compiler_options", {})}
     return jax.jit(fn, **kw)
 
 
@@ -534,7 +552,7 @@ def environment() -> dict:
     d = jax.devices()[0]
     return {"jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__, "device_kind": d.device_kind,
             "platform": d.platform, "device_count": jax.device_count(), "process_count": jax.process_count(),
-            "git_commit": _git_commit()}
+            "git_commit": _git_commit(), "build_flags": json.dumps(build_flags(), sort_keys=True)}
 
 
 # --------------------------------------------------------------------------------------
@@ -659,7 +677,7 @@ def plan(
         "mode": mode, "seeds": seeds, "key": key_data.tolist(), "layout": [s_c, h_c],
         "dtype": str(fdtype), "x64": bool(jax.config.jax_enable_x64), "code": code_id,
         "run": getattr(run, "__qualname__", repr(run)),
-        "jax": jax.__version__, "platform": jax.devices()[0].platform, "n_dev": n_dev,
+        "jax": jax.__version__, "platform": jax.devices()[0].platform, "n_dev": n_dev, "build": build_flags(),
     }, sort_keys=True).encode()).hexdigest()[:16]
     return SweepPlan(run, axes, fixed, mode, int(seeds), key, steps, dict(dims or {}), dict(coords or {}), cfg,
                      flat_all, hp_dims, hp_shape, n_points, s_c, h_c, per_run_bytes, fdtype, n_dev, sweep_id, code_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import jax
@@ -98,14 +99,17 @@ def test_one_point_chunks_skip_the_outer_vmap_with_the_same_bits():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the option is for XLA's CPU backend")
 def test_suite_jit_compiles_at_o2_on_cpu_unless_xla_flags_say_otherwise(monkeypatch):
     """``sims.sweep.jit`` asks XLA's CPU backend for -O2 (less compile time at the same run time: its docstring), and
-    leaves the level to the user when XLA_FLAGS names it (``make test`` runs at -O0); other jit options pass through."""
+    leaves the level to the user when XLA_FLAGS names it (``make test`` runs at -O0); other jit options pass through
+    and the caller's compiler options win."""
     seen = []
     monkeypatch.setattr(jax, "jit", lambda fn, **kw: seen.append(kw) or fn)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
     sw.jit(lambda x: x)
+    sw.jit(lambda x: x, compiler_options={"xla_backend_optimization_level": 1})
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
     sw.jit(lambda x: x, donate_argnums=0)
-    assert seen == [{"compiler_options": {"xla_backend_optimization_level": 2}}, {"donate_argnums": 0}]
+    assert seen == [{"compiler_options": {"xla_backend_optimization_level": 2}},
+                    {"compiler_options": {"xla_backend_optimization_level": 1}}, {"donate_argnums": 0}]
 
 
 def test_make_run_is_cached_per_config():
@@ -318,9 +322,26 @@ def test_dataset_says_what_made_it():
     assert "sims/quadratic.py" in ds.attrs["code_files"] and "sims/sweep.py" in ds.attrs["code_files"]
     assert "theory/quadratic.py" not in ds.attrs["code_files"] or "theory" in open(
         sw._SUITE_ROOT / "sims" / "quadratic.py").read()
-    for k in ("code_id", "jaxlib_version", "dtype", "x64", "platform", "process_count"):
+    for k in ("code_id", "jaxlib_version", "dtype", "x64", "platform", "process_count", "build_flags"):
         assert k in ds.attrs, k
     assert ds.attrs["code_id"] == sw.code_identity("sims.quadratic")[0]
+    assert json.loads(ds.attrs["build_flags"]) == {"xla_flags": os.environ.get("XLA_FLAGS", ""),
+                                                   "compiler_options": sw.compiler_options()}
+
+
+def test_other_xla_flags_are_another_sweep(monkeypatch):
+    """XLA flags can change float rounding (make test's -O0 against make figures' -O2: ~1 ulp), so a cached chunk
+    built under other flags must not be resumed into a sweep: the flags are part of the sweep id (the cache key)."""
+    def sweep_id():
+        return sw.plan(make_run(CFG), AXES, seeds=10, key=jax.random.key(0), steps=CFG.steps(), cfg=CFG).sweep_id
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    a, a2 = sweep_id(), sweep_id()
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
+    b = sweep_id()
+    monkeypatch.delenv("XLA_FLAGS")
+    c = sweep_id()  # no flags: the suite's own -O2 option on a CPU
+    assert a == a2 and len({a, b, c}) == 3
 
 
 def test_code_identity_changes_with_the_source(tmp_path, monkeypatch):
