@@ -5,8 +5,10 @@ Both sides train the same pre-LN transformer (learned positions, bias-free atten
 LayerNorm, untied unembedding; PyTorch's default init) with AdamW (b1 0.9, b2 0.99, eps 1e-8, weight decay 1e-4)
 on the SAME pre-sampled batches (data sampling is outside the timed loop on both sides). PyTorch runs the loop a
 careful user writes (``torch.set_num_threads(os.cpu_count())``, ``zero_grad(set_to_none=True)``, fused AdamW
-where the build has it); JAX runs ``lax.scan`` over the steps in one compiled call, the parameters and optimizer
-state donated. PyTorch is installed only for benchmarks (``requirements-bench.txt``; ``make bench`` installs it).
+where the build has it); JAX runs the suite's step (:func:`sims.bigram_backcopy.make_train`'s: the parameters as
+one flat vector for the optimizer, compiled by :func:`sims.sweep.jit`) under ``lax.scan`` over the steps in one
+compiled call, the parameters and optimizer state donated. PyTorch is installed only for benchmarks
+(``requirements-bench.txt``; ``make bench`` installs it).
 
     python -m benchmarks.bigram_backcopy_torch [--d 64] [--layers 1] [--seeds 8]
 """
@@ -22,18 +24,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from benchmarks._common import append_results, timeit
 from sims.bigram_backcopy import BBConfig, optimizer, sample_batch
+from sims.sweep import jit
 from sims.transformer import apply, init
 
 
 def jax_trainer(cfg: BBConfig):
     mcfg = cfg.model()
     opt = optimizer(cfg, 3e-3)
+    unravel = ravel_pytree(init(jax.random.key(0), mcfg))[1]  # the layout only (as make_train: one flat vector)
 
     def loss_fn(p, x, y):
-        logits, _ = apply(p, x, mcfg)
+        logits, _ = apply(unravel(p), x, mcfg)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[..., None], -1))
 
     def train(params, ost, xs, ys):
@@ -47,7 +52,7 @@ def jax_trainer(cfg: BBConfig):
         return p, o, losses
 
     def start(key):
-        p = init(key, mcfg)
+        p = ravel_pytree(init(key, mcfg))[0]
         return p, opt.init(p)
 
     return start, train
@@ -135,22 +140,22 @@ def main(argv=None):
     xs, ys = jax.vmap(lambda k: sample_batch(cfg, k, cfg.batch)[:2])(keys)
     xs, ys = np.asarray(xs, np.int64), np.asarray(ys, np.int64)
     start, train = jax_trainer(cfg)
-    start = jax.jit(start)
-    one = jax.jit(train, donate_argnums=(0, 1))
+    start1 = jit(start)
+    one = jit(train, donate_argnums=(0, 1))
     seeds = jax.random.split(jax.random.key(0), a.seeds)
-    vm = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)), donate_argnums=(0, 1))
+    vm = jit(jax.vmap(train, in_axes=(0, 0, None, None)), donate_argnums=(0, 1))
     xj, yj = jnp.asarray(xs, jnp.int32), jnp.asarray(ys, jnp.int32)
 
     def jax_one():
-        p, o = start(seeds[0])
+        p, o = start1(seeds[0])
         jax.block_until_ready(one(p, o, xj, yj))
 
     def jax_seq():
         for k in seeds:
-            p, o = start(k)
+            p, o = start1(k)
             jax.block_until_ready(one(p, o, xj, yj))
 
-    vstart = jax.jit(jax.vmap(start))
+    vstart = jit(jax.vmap(start))
 
     def jax_vmap():
         p, o = vstart(seeds)
