@@ -904,7 +904,8 @@ def exchange_chunks(p: SweepPlan, results: Mapping[tuple[int, int], dict], chunk
         other = client.blocking_key_value_get(f"{tag}/plan/{q}", EXCHANGE_TIMEOUT_S * 1000)
         if other != p.sweep_id:
             raise RuntimeError(f"process {q} runs a different sweep (plan {other}, here {p.sweep_id}): every process "
-                               "must make the same sweep() calls in the same order, with the same arguments")
+                               "must make the same sweep() calls in the same order, with the same arguments, code and "
+                               "XLA_FLAGS (the build flags are part of the plan: they can change float rounding)")
     for (h0, s0), res in results.items():
         buf = io.BytesIO()
         np.savez(buf, **res)

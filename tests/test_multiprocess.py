@@ -74,3 +74,26 @@ def test_two_processes_give_the_single_process_result_bit_for_bit(tmp_path):
                 assert np.array_equal(ds[v].values, ref[v].values, equal_nan=True), v
             for c in ref.coords:
                 assert np.array_equal(ds[c].values, ref[c].values), c
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="two CPU processes on 127.0.0.1 (the workers force CPU)")
+def test_processes_built_with_other_xla_flags_refuse_at_once(tmp_path):
+    """XLA flags can change float rounding, so they are part of the plan: two processes whose XLA_FLAGS differ run
+    different sweeps, and each says so before computing (seconds, not the exchange timeout), naming XLA_FLAGS."""
+    port = str(_free_port())
+    flags = os.environ.get("XLA_FLAGS", "")
+    procs = []
+    for i, extra in enumerate(("", " --xla_cpu_enable_fast_min_max=false")):
+        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags + extra}
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, port, str(i), str(tmp_path / f"p{i}.nc")],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode != 0
+            assert "runs a different sweep" in err and "XLA_FLAGS" in err, err[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert not any((tmp_path / f"p{i}.nc").exists() for i in range(2))
