@@ -80,9 +80,8 @@ def _emitters_row(name, s, axes, fixed, seeds, x64, mode):
                 return over_seeds(k, {a: v[0] for a, v in h.items()})
         else:
             fn = jax.vmap(over_seeds, in_axes=(None, 0))
-        comp, run, digest = {}, {}, {}
-        exe = {}
-        for new in (True, False):
+        comp, run, digest, exe = {}, {}, {}, {}
+        for new in (True, False):  # XLA's default (new) fusion emitters, then the older ones
             low = jax.jit(fn, compiler_options={**compiler_options(),
                                                 "xla_cpu_use_fusion_emitters": new}).lower(keys, hps)
             t0 = time.perf_counter()
