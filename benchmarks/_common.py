@@ -31,8 +31,12 @@ def device_line() -> str:
     import numpy as np
     import optax
 
+    from sims.sweep import build_flags
+
+    flags = build_flags()
     return (f"{d.platform}:{d.device_kind} x{len(jax.devices())}; host {platform.processor() or platform.machine()}; "
-            f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}")
+            f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}; "
+            f"XLA_FLAGS '{flags['xla_flags']}', suite compiler options {flags['compiler_options']}")
 
 
 def append_results(title: str, rows: list[tuple[str, str]], notes: str = "") -> str:
