@@ -17,13 +17,9 @@ def test_there_are_notebooks():
     assert NOTEBOOKS
 
 
-# the two transformer notebooks train models (~70 s of CPU together, compile-bound): `make test-all` runs them in
-# a kernel too; their code is in the fast unit tests (tests/test_bigram_backcopy.py, tests/test_subnetworks.py)
-SLOW = {"bigram_backcopy", "bigram_subnetworks"}
-
-
-@pytest.mark.parametrize("nb", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for p in NOTEBOOKS],
-                         ids=[p.stem for p in NOTEBOOKS])
+# every notebook, the two transformer ones too (they train models: 24 s of CPU together under `make test`'s
+# compile-speed build, ~70 s at the default build)
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_a_kernel(nb: Path, tmp_path, monkeypatch):
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
