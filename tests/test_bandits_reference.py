@@ -61,7 +61,7 @@ def test_same_actions_as_the_reference_for_1e4_rounds(name, alg):
     assert float(ds.pseudo_regret.values[0, -1]) == pytest.approx(regret, rel=1e-9)
 
 
-@pytest.mark.slow  # ~30 s of CPU each; the fast suite keeps the stronger same-actions-every-round tests above
+# ~10 s of CPU each under make test's compile-speed build (~30 s at the default build)
 @pytest.mark.parametrize("name", ["synthetic", "real"])
 def test_mean_regret_within_3_se_of_the_reference_over_32_seeds(name):
     """Independent noise on each side (the reference draws its own with NumPy): mean final pseudo-regret at

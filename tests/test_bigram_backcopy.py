@@ -168,7 +168,8 @@ def test_bb_run_deterministic_and_no_recompile():
     assert run._cache_size() == 1
 
 
-@pytest.mark.slow  # 58 s of CPU; the same init control is a claim of bb_attention in `make figures`
+# 15 s of CPU under make test's compile-speed build (58 s at the default build); the same init control is a claim
+# of bb_attention in `make figures`
 def test_sink_needs_the_torch_default_init():
     """The mechanism test at reduced size (V=16, L=16, d=32, 1 layer, 600 AdamW steps, lr 3e-3): with the
     PyTorch-default init (as the authors' code) the head is dormant on BOS at non-trigger queries (> 0.9) and
