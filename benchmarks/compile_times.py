@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks._common import append_results
 from sims import bandits, bigram_backcopy, convex_sgd, lion, quadratic, river_valley
-from sims.sweep import batched, compiler_options, execute_chunk, plan
+from sims.sweep import _Batched, batched, execute_chunk, plan
 
 
 def _cases():
@@ -74,16 +74,11 @@ def _emitters_row(name, s, axes, fixed, seeds, x64, mode):
         p = plan(s.run, axes, seeds=seeds, key=jax.random.key(0), steps=s.steps, fixed=fixed, cfg=s.cfg, mode=mode)
         keys = jax.random.split(p.key, seeds)
         hps = {k: np.asarray(v) for k, v in p.flat.items()}
-        over_seeds = jax.vmap(s.run, in_axes=(0, None))
-        if p.n_points == 1:  # as the engine builds a one-point chunk (sims.sweep._Batched)
-            def fn(k, h):
-                return over_seeds(k, {a: v[0] for a, v in h.items()})
-        else:
-            fn = jax.vmap(over_seeds, in_axes=(None, 0))
         comp, run, digest, exe = {}, {}, {}, {}
         for new in (True, False):  # XLA's default (new) fusion emitters, then the older ones
-            low = jax.jit(fn, compiler_options={**compiler_options(),
-                                                "xla_cpu_use_fusion_emitters": new}).lower(keys, hps)
+            # the engine's own chunk program (sims.sweep._Batched), built with one more compiler option
+            chunk = _Batched(s.run, compiler_options={"xla_cpu_use_fusion_emitters": new}).program(p.n_points)
+            low = chunk.lower(keys, hps)
             t0 = time.perf_counter()
             exe[new] = low.compile()
             comp[new] = time.perf_counter() - t0

@@ -292,19 +292,23 @@ class _Batched:
     the same bits where the per-seed program is the same (tested on the river valley and the bandits); a batched
     matmul may round differently by an ulp (the transformer)."""
 
-    def __init__(self, run: RunFn):
+    def __init__(self, run: RunFn, **jit_kw):
         over_seeds = jax.vmap(run, in_axes=(0, None))
-        self.many = jit(jax.vmap(over_seeds, in_axes=(None, 0)))
+        self.many = jit(jax.vmap(over_seeds, in_axes=(None, 0)), **jit_kw)
 
         def one(keys, hps):
             out = over_seeds(keys, {k: v[0] for k, v in hps.items()})
             return jax.tree.map(lambda x: x[None], out)
 
-        self.one = jit(one)
+        self.one = jit(one, **jit_kw)
+
+    def program(self, n_points: int) -> Callable:
+        """The compiled function for a chunk of ``n_points`` hparam points."""
+        return self.one if n_points == 1 else self.many
 
     def __call__(self, keys, hps):
         n = {int(np.shape(v)[0]) for v in hps.values()}
-        return (self.one if n == {1} else self.many)(keys, hps)
+        return self.program(n.pop() if len(n) == 1 else 0)(keys, hps)
 
     def _cache_size(self) -> int:
         return self.many._cache_size() + self.one._cache_size()
