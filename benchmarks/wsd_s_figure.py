@@ -41,14 +41,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--np-seeds", type=int, default=1000)
     a = ap.parse_args(argv)
-    cfg = _core.load("wsd_s_budgets").PRESETS["full"]
+    cfg = _core.load("wsd_s_budgets").presets["full"]
     times = []
     for _ in range(2):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             _core.run_figure("wsd_s_budgets", "full", out=Path(out), cache=False)
             times.append(time.perf_counter() - t0)
-    mod = _core.load("wsd_s_budgets")
+    from figures import wsd_s_budgets as mod
+
     protos = mod._protocols(cfg)
     t_np, steps = 0.0, 0
     for p in protos.values():

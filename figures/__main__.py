@@ -13,7 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from figures import _core
+import matplotlib
+
+matplotlib.use("Agg")  # the CLI draws to files; importing a figure elsewhere (a notebook) keeps its backend
+
+from figures import _contract, _core  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 def fields_help(name: str) -> str:
     """Every config field of figure ``name``: quick default, full default, valid range, meaning."""
-    mod = _core.load(name)
-    quick, full = mod.PRESETS["quick"], mod.PRESETS.get("full", mod.PRESETS["quick"])
+    fig = _contract.load(name)
+    quick, full = fig.presets["quick"], fig.presets["full"]
     lines = [f"config fields of {name} (override with --set KEY=VALUE, nested ones by dotted path; lists "
              "comma-separated; booleans true/false):"]
     fulls = {n: v for n, _, v in _core.walk_fields(full)}
@@ -38,7 +42,7 @@ def fields_help(name: str) -> str:
 
 def show(name: str, preset: str, seeds, sets) -> str:
     """The resolved config of a figure (preset + --seeds + --set), one dotted field per line."""
-    cfg = _core.resolve_config(_core.load(name), preset, seeds, sets)
+    cfg = _core.resolve_config(_contract.load(name), preset, seeds, sets)
     return "\n".join([f"# {name} ({preset} preset{', with overrides' if sets or seeds else ''})"]
                      + [f"{n} = {v!r}" for n, _, v in _core.walk_fields(cfg)])
 
@@ -81,15 +85,16 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     epilog = None
-    if len(argv) >= 2 and argv[0] == "run" and argv[1] in _core.REGISTRY and ({"-h", "--help"} & set(argv)):
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] in _contract.names() and ({"-h", "--help"} & set(argv)):
         epilog = fields_help(argv[1])
     args = _parser(epilog).parse_args(argv)
     # warnings (diverged runs, unreadable cache chunks) as one line each on stderr
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    _progress_lines()
     if args.cmd == "list":
-        for name in _core.REGISTRY:
-            mod = _core.load(name)
-            print(f"{name:28s} {mod.DESCRIPTION}  [{mod.PAPER}]")
+        for name in _contract.names():
+            fig = _contract.load(name)
+            print(f"{name:28s} {fig.description}  [{fig.paper}]")
         return 0
     if args.cmd == "show":
         try:
@@ -98,17 +103,25 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
-    names = [args.name] if args.cmd == "run" else list(_core.REGISTRY)
+    names = [args.name] if args.cmd == "run" else list(_contract.names())
     try:
         # validate every requested figure's config before running anything
         if args.seeds is not None and args.seeds < 1:
             raise _core.UserError(f"--seeds={args.seeds} is out of range: must be >= 1")
         for n in names:
-            _core.resolve_config(_core.load(n), args.preset, args.seeds, getattr(args, "sets", ()))
+            _core.resolve_config(_contract.load(n), args.preset, args.seeds, getattr(args, "sets", ()))
         _core.check_out_dir(args.out)
     except _core.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from sims.engine.results import ResultCache
+    from sims.sweep import options
+
+    with options(results=ResultCache()):  # figures run together share their experiments (one training each)
+        return _run_all(args, names)
+
+
+def _run_all(args, names) -> int:
     failed = []
     for n in names:
         try:
@@ -118,9 +131,9 @@ def main(argv=None) -> int:
             print(f"error: {n}: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            out = args.out or _core.OUT_DIR
-            keep = (f"finished sweep chunks are kept in {Path(out) / _core.CACHE_DIR}; run the same command again "
-                    "to resume") if args.cache else "nothing kept (--no-cache)"
+            cache = Path(args.out or _core.OUT_DIR) / _core.CACHE_DIR
+            keep = (f"finished sweep chunks are kept in {cache}; run the same command again to resume"
+                    if cache.is_dir() else "no sweep chunk had finished") if args.cache else "nothing kept (--no-cache)"
             print(f"\ninterrupted during {n}: {keep}", file=sys.stderr)
             return 130
         except _core.Diverged as e:  # reported, never plotted: the next figure still runs
@@ -128,14 +141,26 @@ def main(argv=None) -> int:
             failed.append(n)
             continue
         for c in claims:
-            print(f"  [{c.status:>14s}] {n}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})")
-        failed += [c for c in claims if c.status == "FAIL"]
+            print(f"  [{c.status.value:>14s}] {n}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})")
+        failed += [c for c in claims if c.status is _core.Status.FAIL]
     out = args.out or _core.OUT_DIR
     print(f"report: {Path(out) / 'REPORT.md'}")
     if failed:
         print(f"{len(failed)} claim(s) FAILED or figure(s) diverged", file=sys.stderr)
         return 1
     return 0
+
+
+def _progress_lines() -> None:
+    """Progress as periodic lines on stderr when it is not a terminal (a log file), plain, without the warning
+    prefix."""
+    lg = logging.getLogger("sims.progress")
+    if not lg.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        lg.addHandler(h)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
 
 
 def entry() -> None:

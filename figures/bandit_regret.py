@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
+import functools
 import os
 import typing
 
@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, float64, fmt, mean_se, param
+from figures._core import Claim, Figure, Validated, float64, fmt, mean_se, overrides, param
 from sims import bandits as sb
 from sims.bandits import BanditConfig, instance, sim
-from sims.sweep import sweep
+from sims.sweep import concurrent, sweep
 from theory import bandits as tb
 
 NAME = "bandit_regret"
@@ -59,7 +59,7 @@ def compute(cfg):
     """One compiled call per code path: its (noise variance, instance, algorithm) points (instances stacked as
     arrays) x seeds are vmapped. The DynLin-UCB pair also runs with the exact reward-noise variance (m sigma^2),
     for the noise-variance claim; the Expert runs on the real-data instance only. The calls are independent
-    serial scans: they run on a thread pool, one worker per core."""
+    serial scans: they run concurrently (the engine's :func:`~sims.sweep.concurrent`), one worker per core."""
     key = jax.random.key(cfg.key_seed)  # the same key for every algorithm: common random numbers
     I_, N_ = ("synthetic", "real"), ("authors", "exact")
     wanted = [(n, i, a) for n in N_ for i in I_ for a in ALGS
@@ -78,8 +78,8 @@ def compute(cfg):
         axes = dict(zip(("nv", "inst", "alg"), map(list, zip(*pts))))
         return pts, group, sweep(sim(bc), axes, mode="zip", seeds=cfg.seeds, key=key, progress=False)
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        parts = list(pool.map(one, jobs))
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    parts = concurrent([functools.partial(one, j) for j in jobs], max_workers=workers)
     steps = parts[0][2].step.values
     shape = (2, 2, len(ALGS), cfg.seeds, len(steps))
     var = {v: np.full(shape, np.nan) for v in ("pseudo_regret", "realized_regret")}
@@ -118,10 +118,11 @@ def claims(ds, cfg):
     lin = ds.pseudo_regret.sel(instance="real", algorithm="linucblog").values
     pr_lin = _per_round(lin, s, int(0.9 * n), n)
     out.append(Claim(
-        "linucb_locks_on_myopic_arm", "real data: LinUCB's per-round pseudo-regret over the last 10% equals the myopic "
-        "arm's gap (it plays argmax theta^T u)", f"gap = {fmt(gap, 4)}", f"{fmt(pr_lin.mean(), 4)} "
-        f"(seeds {fmt(pr_lin.min(), 4)}..{fmt(pr_lin.max(), 4)})", "every seed within 1% of the gap",
-        bool(np.all(np.abs(pr_lin - gap) <= 0.01 * gap))))
+        id="linucb_locks_on_myopic_arm",
+        statement="real data: LinUCB's per-round pseudo-regret over the last 10% equals the myopic "
+        "arm's gap (it plays argmax theta^T u)", theory=f"gap = {fmt(gap, 4)}", measured=f"{fmt(pr_lin.mean(), 4)} "
+        f"(seeds {fmt(pr_lin.min(), 4)}..{fmt(pr_lin.max(), 4)})", statistic="every seed within 1% of the gap",
+        passed=bool(np.all(np.abs(pr_lin - gap) <= 0.01 * gap))))
     for alg in ("dynlinucb", "dynlinucblog"):
         R = ds.pseudo_regret.sel(instance="real", algorithm=alg).values.mean(0)
         late = _per_round(R, s, int(0.9 * n), n)
@@ -130,27 +131,31 @@ def claims(ds, cfg):
         sl_end = np.log(R[n] / R[n // 2]) / np.log(2)
         ok = bool(late < 0.75 * gap and late < mid and sl_end < sl_mid)
         out.append(Claim(
-            f"{alg}_sublinear_real", f"real data: {alg}'s per-round regret is far below the myopic gap and falling; "
-            "the local log-log slope of R_T decreases (toward 1/2)", f"below {fmt(gap, 3)}, falling",
-            f"per-round {fmt(mid, 3)} (40-50%) -> {fmt(late, 3)} (last 10%); local slope {fmt(sl_mid, 3)} -> "
-            f"{fmt(sl_end, 3)}", "late < 0.75 gap, late < mid, slope decreasing", ok))
+            id=f"{alg}_sublinear_real",
+            statement=f"real data: {alg}'s per-round regret is far below the myopic gap and falling; "
+            "the local log-log slope of R_T decreases (toward 1/2)", theory=f"below {fmt(gap, 3)}, falling",
+            measured=f"per-round {fmt(mid, 3)} (40-50%) -> {fmt(late, 3)} (last 10%); local slope {fmt(sl_mid, 3)} -> "
+            f"{fmt(sl_end, 3)}", statistic="late < 0.75 gap, late < mid, slope decreasing", passed=ok))
     ex = ds.pseudo_regret.sel(instance="real", algorithm="expert").values.mean(0)
     I = instance("real")
     ev = float(np.max(I.arms @ tb.markov_parameter(I)) - tb.expert_action() @ tb.markov_parameter(I))
-    out.append(Claim("expert_linear", "real data: the Expert's regret is exactly linear at its steady-state gap",
-                     f"{fmt(ev, 4)} per round", f"{fmt(ex[-1] / s[-1], 4)} per round", "relative error <= 1e-9",
-                     bool(abs(ex[-1] / s[-1] - ev) <= 1e-9 * ev)))
+    out.append(Claim(id="expert_linear",
+                     statement="real data: the Expert's regret is exactly linear at its steady-state gap",
+                     theory=f"{fmt(ev, 4)} per round", measured=f"{fmt(ex[-1] / s[-1], 4)} per round",
+                     statistic="relative error <= 1e-9",
+                     passed=bool(abs(ex[-1] / s[-1] - ev) <= 1e-9 * ev)))
     cl = ds.realized_regret.sel(algorithm="clairvoyant").isel(step=-1).values  # instance, seed
     se = mean_se(cl, axis=-1)[1]
     start = []
     for inst in ds.instance.values:
         I = instance(str(inst))
         start.append(abs(tb.switch_cost(I, np.zeros(3), tb.optimal_action(I)[1])))
-    out.append(Claim("clairvoyant_realized_regret", "Clairvoyant's realized regret T J* - sum y_t is noise plus the "
-                     "start-up transient from x = 0 (no drift)", "O(1), no growth in T",
-                     f"{fmt(cl.mean(-1), 3)} +- {fmt(se, 2)} after T = {s[-1]}",
-                     "|mean| <= 4 SE + the switch cost from x = 0 (theory.bandits.switch_cost)",
-                     bool(all(abs(cl[i].mean()) <= 4 * se[i] + start[i] for i in range(len(start))))))
+    out.append(Claim(id="clairvoyant_realized_regret",
+                     statement="Clairvoyant's realized regret T J* - sum y_t is noise plus the "
+                     "start-up transient from x = 0 (no drift)", theory="O(1), no growth in T",
+                     measured=f"{fmt(cl.mean(-1), 3)} +- {fmt(se, 2)} after T = {s[-1]}",
+                     statistic="|mean| <= 4 SE + the switch cost from x = 0 (theory.bandits.switch_cost)",
+                     passed=bool(all(abs(cl[i].mean()) <= 4 * se[i] + start[i] for i in range(len(start))))))
     # which algorithms are sublinear on the real data: local slope of the mean regret over the last doubling
     rows = []
     for alg in ds.algorithm.values:
@@ -162,12 +167,14 @@ def claims(ds, cfg):
            ("dynlinucblog", "linucblog", "dlinucblog", "dlinucb", "ar2", "exp3", "expert")}
     best = min(fin, key=fin.get)
     out.append(Claim(
-        "dynlinucb_lowest_regret_real", "real data: DynLin-UCB (lambda = log T) has the lowest final regret of the "
+        id="dynlinucb_lowest_regret_real",
+        statement="real data: DynLin-UCB (lambda = log T) has the lowest final regret of the "
         "authors' runs; LinUCB, D-LinUCB, AR2, Exp3 and the Expert grow linearly (local log-log slope ~1)",
-        "DynLin-UCB lowest (the paper's regret figure)", "final mean: " + ", ".join(f"{a} {fmt(v, 4)}" for a, v in
+        theory="DynLin-UCB lowest (the paper's regret figure)",
+        measured="final mean: " + ", ".join(f"{a} {fmt(v, 4)}" for a, v in
                                                                                    fin.items())
-        + "; local slopes: " + "; ".join(rows), "dynlinucblog has the smallest mean final regret",
-        best == "dynlinucblog"))
+        + "; local slopes: " + "; ".join(rows), statistic="dynlinucblog has the smallest mean final regret",
+        passed=best == "dynlinucblog"))
     # the noise variance in the radius: the authors' sigma^2 against the exact m sigma^2
     txt, ok = [], True
     for inst in full.instance.values:
@@ -179,11 +186,13 @@ def claims(ds, cfg):
                        f"diff {fmt(d.mean(), 3)} +- {fmt(mean_se(d)[1], 2)}")
             ok &= bool(np.all(np.isfinite(d)))
     out.append(Claim(
-        "noise_variance_choice", "DynLin-UCB's regret with the authors' sigma^2 in the radius (default, reproduces "
+        id="noise_variance_choice",
+        statement="DynLin-UCB's regret with the authors' sigma^2 in the radius (default, reproduces "
         "their code) and with the exact reward-noise variance 3 sigma^2 (the 3 outputs are summed)",
-        "a larger sigma widens beta only through sqrt(2 sig~^2 (...)); c1 and c2 dominate beta at sigma = 0.01",
-        "; ".join(txt), "reported (both finite); the figure shows the authors' choice", ok))
-    out.append(Claim("no_divergence", "no run diverged", "0", str(n_div), "count == 0", n_div == 0))
+        theory="a larger sigma widens beta only through sqrt(2 sig~^2 (...)); c1 and c2 dominate beta at sigma = 0.01",
+        measured="; ".join(txt), statistic="reported (both finite); the figure shows the authors' choice", passed=ok))
+    out.append(Claim(id="no_divergence", statement="no run diverged", theory="0", measured=str(n_div),
+                     statistic="count == 0", passed=n_div == 0))
     return out
 
 
@@ -219,3 +228,14 @@ def plot(ds, cfg):
                title=f"{inst} instance ({cfg.seeds} seeds, mean $\\pm$ SE)")
         ax.legend(fontsize=6.5, loc="lower right", ncol=2)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=2", "sim.horizon=5000", "sim.log_every=500")},
+    not_at_tiny={
+        "linucb_locks_on_myopic_arm": "the lock-in shows over 2e5 rounds, not 5e3",
+        "dynlinucblog_sublinear_real": "the slope of the regret needs 2e5 rounds",
+    },
+)

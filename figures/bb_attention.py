@@ -10,9 +10,8 @@ import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
-from figures._bb import train
-from figures._core import Claim, Validated, fmt, param
-from sims.bigram_backcopy import BBConfig, source_of
+from figures._core import Claim, Figure, Validated, fmt, overrides, param
+from sims.bigram_backcopy import BBConfig, source_of, train
 from theory import bigram as tb
 
 NAME = "bb_attention"
@@ -75,51 +74,57 @@ def claims(ds, cfg):
     out = []
     lt = ds.full_trigger.values
     ex = ds.full_bigram.values - ds.oracle_bigram.values
-    out.append(Claim("near_oracle",
-                     "1 layer, 1 head reaches near-oracle loss at trigger (backcopy) and non-trigger (bigram) "
+    out.append(Claim(id="near_oracle",
+                     statement="1 layer, 1 head reaches near-oracle loss at trigger (backcopy) and non-trigger "
+                               "(bigram) "
                      "positions",
-                     "trigger loss 0; bigram loss = Bayes NLL on the same evaluation positions",
-                     f"trigger {fmt(lt, 4)}; bigram excess {fmt(ex, 4)} nats (per seed)",
-                     "every seed: trigger < 0.05 nats and |bigram excess| < 0.05 nats (2% of H)",
-                     bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
+                     theory="trigger loss 0; bigram loss = Bayes NLL on the same evaluation positions",
+                     measured=f"trigger {fmt(lt, 4)}; bigram excess {fmt(ex, 4)} nats (per seed)",
+                     statistic="every seed: trigger < 0.05 nats and |bigram excess| < 0.05 nats (2% of H)",
+                     passed=bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
     fin = ds.isel(step=-1)
     bn, bt, pv = fin.bos_attn_nontrigger.values, fin.bos_attn_trigger.values, fin.prev_attn_trigger.values
-    out.append(Claim("dormant_sink",
-                     "dormant: at non-trigger queries the head puts > 0.9 of its attention on BOS (attention sink)",
-                     "> 0.9", f"{fmt(bn, 3)} (per seed)", "every seed > 0.9", bool(np.all(bn > 0.9))))
-    out.append(Claim("active_previous_token",
-                     "active: at trigger queries the head attends to the previous token, little BOS weight",
-                     "previous token > 0.9, BOS < 0.1",
-                     f"previous {fmt(pv, 3)}, BOS {fmt(bt, 3)}",
-                     "every seed", bool(np.all(pv > 0.9) and np.all(bt < 0.1))))
+    out.append(Claim(id="dormant_sink",
+                     statement="dormant: at non-trigger queries the head puts > 0.9 of its attention on BOS (attention "
+                               "sink)",
+                     theory="> 0.9", measured=f"{fmt(bn, 3)} (per seed)", statistic="every seed > 0.9",
+                     passed=bool(np.all(bn > 0.9))))
+    out.append(Claim(id="active_previous_token",
+                     statement="active: at trigger queries the head attends to the previous token, little BOS weight",
+                     theory="previous token > 0.9, BOS < 0.1",
+                     measured=f"previous {fmt(pv, 3)}, BOS {fmt(bt, 3)}",
+                     statistic="every seed", passed=bool(np.all(pv > 0.9) and np.all(bt < 0.1))))
     r = fin.bos_value_norm.values / fin.other_value_norm.values
-    out.append(Claim("value_drain_static",
-                     "value-state drain: the BOS value norm (after W_o) is far below the other tokens' mean",
-                     "ratio << 1", f"{fmt(r, 3)} (per seed)", "every seed < 0.5", bool(np.all(r < 0.5))))
+    out.append(Claim(id="value_drain_static",
+                     statement="value-state drain: the BOS value norm (after W_o) is far below the other tokens' mean",
+                     theory="ratio << 1", measured=f"{fmt(r, 3)} (per seed)", statistic="every seed < 0.5",
+                     passed=bool(np.all(r < 0.5))))
     # the reduced dynamics' trends (bb_reduced) in the full model: fits over the second half of training
     t = ds.step.values.astype(np.float64)
     late = t >= t[-1] / 2
     lt_ = np.log(t[late])
     g_sl = np.array([np.polyfit(lt_, g[late], 1)[0] for g in ds.bos_logit_gap.values])
     v_sl = np.array([np.polyfit(lt_, np.log(v[late]), 1)[0] for v in ds.bos_value_norm.values])
-    out.append(Claim("transformer_follows_reduced_dynamics",
-                     "the trained head follows the reduced model's trends (bb_reduced): over the second half of "
+    out.append(Claim(id="transformer_follows_reduced_dynamics",
+                     statement="the trained head follows the reduced model's trends (bb_reduced): over the second half "
+                               "of "
                      "training the BOS attention-logit gap keeps growing in log t and the BOS value norm keeps "
                      "falling (AdamW here, so the GD exponents 1/2 and -1/2 are not expected)",
-                     "d gap / d log t > 0; d log||v_BOS|| / d log t < 0",
-                     f"gap slope {fmt(g_sl, 3)}, value slope {fmt(v_sl, 3)} (per seed)",
-                     "least-squares slopes over t in [T/2, T], every seed",
-                     bool(np.all(g_sl > 0) and np.all(v_sl < 0))))
+                     theory="d gap / d log t > 0; d log||v_BOS|| / d log t < 0",
+                     measured=f"gap slope {fmt(g_sl, 3)}, value slope {fmt(v_sl, 3)} (per seed)",
+                     statistic="least-squares slopes over t in [T/2, T], every seed",
+                     passed=bool(np.all(g_sl > 0) and np.all(v_sl < 0))))
     bc = ds.bos_attn_nontrigger_ctl.isel(step=-1).values
     lc = ds.full_trigger_ctl.values
-    out.append(Claim("init_control",
-                     "finding (not in the paper): the sink depends on the initialization scale. With N(0, 0.02^2) "
+    out.append(Claim(id="init_control",
+                     statement="finding (not in the paper): the sink depends on the initialization scale. With N(0, "
+                               "0.02^2) "
                      "embeddings (GPT-2 style; the paper's PyTorch code uses N(0, 1)) the task is still solved but "
                      "the head does not sink: non-trigger queries put ~0 weight on BOS",
-                     "(no prediction in the paper)",
-                     f"BOS weight {fmt(bc, 3)}, trigger loss {fmt(lc, 4)}",
-                     "recorded: BOS weight < 0.5 and trigger loss < 0.05 in every control seed",
-                     bool(np.all(bc < 0.5) and np.all(lc < 0.05))))
+                     theory="(no prediction in the paper)",
+                     measured=f"BOS weight {fmt(bc, 3)}, trigger loss {fmt(lc, 4)}",
+                     statistic="recorded: BOS weight < 0.5 and trigger loss < 0.05 in every control seed",
+                     passed=bool(np.all(bc < 0.5) and np.all(lc < 0.05))))
     return out
 
 
@@ -176,3 +181,15 @@ def plot(ds, cfg):
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center left")
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=1", "control_seeds=1", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
+        "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
+    not_at_tiny={
+        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
+             "state a status",
+    },
+)

@@ -10,9 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._bb import train
-from figures._core import Claim, Validated, param
-from sims.bigram_backcopy import LAYER_METRICS, BBConfig
+from figures._core import Claim, Figure, Validated, overrides, param
+from sims.bigram_backcopy import LAYER_METRICS, BBConfig, train
 
 NAME = "bb_extreme_tokens"
 DESCRIPTION = "Attention sink, value drain, residual peak over training: softmax/Adam, softmax/SGD, ReLU/Adam, GLA/Adam"
@@ -94,33 +93,38 @@ def claims(ds, cfg):
         f"weight at triggers {r(prev[~ok])}) keeps a BOS value as large as the others' (ratio {r(ratio[~ok, -1])}). "
         "In a 3-layer model a dormant head may output a constant (absorbed downstream) instead of zero; the drain "
         "is seed-dependent here, while the 1-layer model drains in every seed (bb_attention).")
-    out.append(Claim("value_drain_falls",
-                     "value-state drain (softmax, Adam): in the active-dormant head the BOS value norm ends far "
+    out.append(Claim(id="value_drain_falls",
+                     statement="value-state drain (softmax, Adam): in the active-dormant head the BOS value norm ends "
+                               "far "
                      "below the others' and falls during training",
-                     "ratio BOS/other << 1, decreasing", f"ratio at T/4 {r(ratio[:, q1])}, at T {r(ratio[:, -1])}; "
-                     f"sink weight {r(sink)}", "every seed: final ratio < 0.5 and < ratio at T/4",
-                     bool(ok.all()), finding))
+                     theory="ratio BOS/other << 1, decreasing",
+                     measured=f"ratio at T/4 {r(ratio[:, q1])}, at T {r(ratio[:, -1])}; "
+                     f"sink weight {r(sink)}", statistic="every seed: final ratio < 0.5 and < ratio at T/4",
+                     passed=bool(ok.all()), finding=finding))
     # residual peak (claim 5)
     pa, ps = _peak(ds, "adam").values, _peak(ds, "sgd").values
     sa = np.array([_slope(p[late], t[late]) for p in pa]) * 1000
     ss = np.array([_slope(p[late], t[late]) for p in ps]) * 1000
     bos_a = ds.bos_resid_norm.sel(variant="adam", layer=0).isel(step=-1).values
     oth_a = ds.other_resid_norm.sel(variant="adam", layer=0).isel(step=-1).values
-    out.append(Claim("residual_peak_adam",
-                     "residual-state peak (Adam): after block 0 the BOS residual norm is far above the other tokens' "
+    out.append(Claim(id="residual_peak_adam",
+                     statement="residual-state peak (Adam): after block 0 the BOS residual norm is far above the other "
+                               "tokens' "
                      "and the gap grows with training",
-                     "BOS >> others, growing", f"BOS {r(bos_a)} vs others {r(oth_a)}; gap slope {r(sa)} per 1k steps "
-                     "(second half)", "every seed: BOS > 2 x others and slope > 0",
-                     bool(np.all(bos_a > 2 * oth_a) and np.all(sa > 0)),
-                     "" if np.all(bos_a > 2 * oth_a) or not np.all(sa > 0) else
+                     theory="BOS >> others, growing",
+                     measured=f"BOS {r(bos_a)} vs others {r(oth_a)}; gap slope {r(sa)} per 1k steps "
+                     "(second half)", statistic="every seed: BOS > 2 x others and slope > 0",
+                     passed=bool(np.all(bos_a > 2 * oth_a) and np.all(sa > 0)),
+                     finding="" if np.all(bos_a > 2 * oth_a) or not np.all(sa > 0) else
                      f"The gap grows in every seed with Adam ({r(sa)} per 1k steps, SGD {r(ss)}) but has not reached "
                      f"2x in some seeds (BOS/other {r(bos_a / oth_a)}): under Adam the peak grows with lr x steps "
                      f"(here {cfg.lr_adam:g} x {cfg.sim.n_steps}); see README for the lr / steps dependence."))
-    out.append(Claim("residual_peak_sgd",
-                     "with SGD the residual peak is absent or grows far more slowly than with Adam",
-                     "SGD gap growth << Adam's", f"SGD slope {r(ss)}, Adam {r(sa)} per 1k steps; SGD final gap "
-                     f"{r(ps[:, -1])} vs Adam {r(pa[:, -1])}", "max SGD slope < min Adam slope / 4",
-                     bool(ss.max() < sa.min() / 4)))
+    out.append(Claim(id="residual_peak_sgd",
+                     statement="with SGD the residual peak is absent or grows far more slowly than with Adam",
+                     theory="SGD gap growth << Adam's",
+                     measured=f"SGD slope {r(ss)}, Adam {r(sa)} per 1k steps; SGD final gap "
+                     f"{r(ps[:, -1])} vs Adam {r(pa[:, -1])}", statistic="max SGD slope < min Adam slope / 4",
+                     passed=bool(ss.max() < sa.min() / 4)))
     # ReLU attention (claim 6)
     rl = ds.sel(variant="relu").isel(step=-1)
     bos_w = rl.bos_attn_nontrigger.max("layer").values
@@ -128,15 +132,17 @@ def claims(ds, cfg):
     pk = (rl.bos_resid_norm / rl.other_resid_norm).isel(layer=0).values
     ex = (rl.full_bigram - rl.oracle_bigram).values
     lt = rl.full_trigger.values
-    out.append(Claim("relu_no_sink",
-                     "ReLU attention: no attention sink (BOS weight at non-trigger queries, every layer)",
-                     "no sink", f"max over layers {r(bos_w)}", "every seed < 0.2", bool(np.all(bos_w < 0.2))))
+    out.append(Claim(id="relu_no_sink",
+                     statement="ReLU attention: no attention sink (BOS weight at non-trigger queries, every layer)",
+                     theory="no sink", measured=f"max over layers {r(bos_w)}", statistic="every seed < 0.2",
+                     passed=bool(np.all(bos_w < 0.2))))
     no_drain = bool(np.all(vr > 0.5))
     vr_t = (ds.bos_value_norm / ds.other_value_norm).sel(variant="relu").min("layer").values[:, late]  # seed, step
     va = (ds.bos_value_norm / ds.other_value_norm).sel(variant="adam").isel(step=-1).min("layer").values
-    out.append(Claim("relu_no_drain", "ReLU attention: no value-state drain", "BOS value ~ others'",
-                     f"min over layers of BOS/other value norm {r(vr)}", "every seed > 0.5", no_drain,
-                     "" if no_drain else
+    out.append(Claim(id="relu_no_drain", statement="ReLU attention: no value-state drain", theory="BOS value ~ others'",
+                     measured=f"min over layers of BOS/other value norm {r(vr)}", statistic="every seed > 0.5",
+                     passed=no_drain,
+                     finding="" if no_drain else
                      f"ReLU attention weakens the drain but does not remove it in every layer: the smallest BOS/other "
                      f"value-norm ratio over layers is {r(vr)} (softmax + Adam {r(va)}), and over the second half of "
                      f"training it moves within [{r(vr_t.min(1))}, {r(vr_t.max(1))}] per seed, so the 0.5 line is "
@@ -158,12 +164,14 @@ def claims(ds, cfg):
         + (f"in seeds {np.nonzero(peaked & ~by_attn)[0].tolist()} it is ~0, so the block-0 MLP applied to the BOS "
            "embedding makes the peak and Adam's sign-like steps grow it" if (peaked & ~by_attn).any() else "")
         + ". No sink is needed either way. Seed-dependent; the paper's ReLU run is at lr 3e-4, d=256 (full preset).")
-    out.append(Claim("relu_no_peak", "ReLU attention: no residual-state peak after block 0", "BOS ~ others",
-                     f"BOS/other residual norm {r(pk)}", "every seed < 1.5", ok, finding))
-    out.append(Claim("relu_near_oracle", "ReLU attention: the loss is still near oracle",
-                     "trigger 0, bigram = Bayes", f"trigger {r(lt)}, bigram excess {r(ex)}",
-                     "every seed: trigger < 0.05 and |bigram excess| < 0.05 nats",
-                     bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
+    out.append(Claim(id="relu_no_peak", statement="ReLU attention: no residual-state peak after block 0",
+                     theory="BOS ~ others",
+                     measured=f"BOS/other residual norm {r(pk)}", statistic="every seed < 1.5", passed=ok,
+                     finding=finding))
+    out.append(Claim(id="relu_near_oracle", statement="ReLU attention: the loss is still near oracle",
+                     theory="trigger 0, bigram = Bayes", measured=f"trigger {r(lt)}, bigram excess {r(ex)}",
+                     statistic="every seed: trigger < 0.05 and |bigram excess| < 0.05 nats",
+                     passed=bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
     # GLA (no softmax): the shares of |A| (sims.transformer) stand in for attention weights
     out += _gla_claims(ds, r)
     return out
@@ -174,10 +182,12 @@ def _gla_claims(ds, r):
     a = ds.sel(variant="adam").isel(step=-1)
     lt, ex = g.full_trigger.values, (g.full_bigram - g.oracle_bigram).values
     learned = bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))
-    out = [Claim("gla_learns_task", "GLA + Adam learns Bigram-Backcopy at the same preset (copy at triggers, Bayes "
-                 "bigram elsewhere)", "trigger 0, bigram = Bayes", f"trigger {r(lt)}, bigram excess {r(ex)}",
-                 "every seed: trigger < 0.05 and |bigram excess| < 0.05 nats", learned,
-                 "" if learned else
+    out = [Claim(id="gla_learns_task",
+                 statement="GLA + Adam learns Bigram-Backcopy at the same preset (copy at triggers, Bayes "
+                 "bigram elsewhere)", theory="trigger 0, bigram = Bayes",
+                 measured=f"trigger {r(lt)}, bigram excess {r(ex)}",
+                 statistic="every seed: trigger < 0.05 and |bigram excess| < 0.05 nats", passed=learned,
+                 finding="" if learned else
                  f"GLA learns the bigram part (excess {r(ex)} nats) but not the copy within these steps (trigger loss "
                  f"{r(lt)} nats) although its largest share of |A| at trigger queries is on the previous token "
                  f"({r(g.prev_attn_trigger.max('layer').values)}): with the gate's memory of ~24 tokens at "
@@ -187,28 +197,36 @@ def _gla_claims(ds, r):
     lay = g.bos_attn_nontrigger.argmax("layer").values
     soft = a.bos_attn_nontrigger.max("layer").values
     sink = bool(np.all(share > 0.5))
-    out.append(Claim("gla_sink", "GLA, like softmax attention, concentrates its non-trigger mixing on BOS (an "
-                     "attention sink without a softmax)", "share of |A| on BOS > 0.5",
-                     f"max over layers {r(share)} (layer {lay.tolist()}); softmax + Adam {r(soft)}",
-                     "every seed > 0.5", sink,
-                     "" if sink else f"Partly: {int(np.sum(share > 0.45))} of {share.size} seeds put about half of "
+    out.append(Claim(id="gla_sink",
+                     statement="GLA, like softmax attention, concentrates its non-trigger mixing on BOS (an "
+                     "attention sink without a softmax)", theory="share of |A| on BOS > 0.5",
+                     measured=f"max over layers {r(share)} (layer {lay.tolist()}); softmax + Adam {r(soft)}",
+                     statistic="every seed > 0.5", passed=sink,
+                     finding="" if sink else f"Partly: {int(np.sum(share > 0.45))} of {share.size} seeds put about "
+                                             "half of "
                      f"their non-trigger |A| mass on BOS ({r(share)}; softmax + Adam {r(soft)}). GLA has no "
                      "normalisation that forces the mass somewhere, so a head that should do nothing can also shrink "
                      "its scores or close its gate instead of sinking."))
     vr = np.array([float((g.bos_value_norm / g.other_value_norm).isel(seed=i, layer=int(lay[i])))
                    for i in range(lay.size)])
     drain = bool(np.all(vr < 0.5))
-    out.append(Claim("gla_value_drain", "GLA drains the BOS value state in the layer with the largest BOS share, as "
-                     "softmax attention does", "BOS/other value norm < 0.5", f"{r(vr)}", "every seed < 0.5", drain,
-                     "" if drain else f"No value drain in GLA: the BOS value norm is {r(vr)} x the others' (softmax "
+    out.append(Claim(id="gla_value_drain",
+                     statement="GLA drains the BOS value state in the layer with the largest BOS share, as "
+                     "softmax attention does", theory="BOS/other value norm < 0.5", measured=f"{r(vr)}",
+                     statistic="every seed < 0.5", passed=drain,
+                     finding="" if drain else f"No value drain in GLA: the BOS value norm is {r(vr)} x the others' "
+                                              "(softmax "
                      "needs a near-zero BOS value so that the sink adds nothing; in GLA the per-head norm rescales "
                      "the mixed output, so a large BOS value is not penalised)."))
     pk = (g.bos_resid_norm / g.other_resid_norm).isel(layer=0).values
     pks = (a.bos_resid_norm / a.other_resid_norm).isel(layer=0).values
     peak = bool(np.all(pk > 2))
-    out.append(Claim("gla_residual_peak", "GLA + Adam develops the residual-state peak at BOS after block 0",
-                     "BOS residual > 2 x others'", f"BOS/other {r(pk)}; softmax + Adam {r(pks)}", "every seed > 2",
-                     peak, "" if peak else f"In {int(np.sum(pk > 2))} of {pk.size} seeds (BOS/other {r(pk)}; softmax "
+    out.append(Claim(id="gla_residual_peak",
+                     statement="GLA + Adam develops the residual-state peak at BOS after block 0",
+                     theory="BOS residual > 2 x others'", measured=f"BOS/other {r(pk)}; softmax + Adam {r(pks)}",
+                     statistic="every seed > 2",
+                     passed=peak,
+                     finding="" if peak else f"In {int(np.sum(pk > 2))} of {pk.size} seeds (BOS/other {r(pk)}; softmax "
                      f"+ Adam {r(pks)}): as with ReLU attention, Adam grows BOS's residual without a softmax sink."))
     return out
 
@@ -247,3 +265,15 @@ def plot(ds, cfg):
                  f"{cfg.seeds} seeds per variant",
                  fontsize=10)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=1", "sim.n_layers=2", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
+        "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
+    not_at_tiny={
+        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
+             "state a status",
+    },
+)

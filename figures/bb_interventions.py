@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from figures import bb_attention as base
-from figures._core import Claim, fmt
+from figures._core import Claim, Figure, fmt, overrides
 
 NAME = "bb_interventions"
 DESCRIPTION = "Bigram-Backcopy interventions: remove attention / force BOS attention / remove the MLP"
@@ -28,24 +28,25 @@ def claims(ds, cfg):
     d = {k: ds[k].values for k in base.FINAL}
     dtn = d["no_attn_trigger"] - d["full_trigger"]
     dbn = d["no_attn_bigram"] - d["full_bigram"]
-    out = [Claim("no_attn_only_backcopy",
-                 "removing the attention output raises only the trigger-position (backcopy) loss",
-                 f"trigger loss up by ~ log V; bigram unchanged (|diff| <= {SAME})",
-                 f"trigger +{fmt(dtn, 3)}, bigram {fmt(dbn, 4)}",
-                 f"every seed: trigger rise > 1 nat, |bigram diff| <= {SAME}",
-                 bool(np.all(dtn > 1.0) and np.all(np.abs(dbn) <= SAME)))]
+    out = [Claim(id="no_attn_only_backcopy",
+                 statement="removing the attention output raises only the trigger-position (backcopy) loss",
+                 theory=f"trigger loss up by ~ log V; bigram unchanged (|diff| <= {SAME})",
+                 measured=f"trigger +{fmt(dtn, 3)}, bigram {fmt(dbn, 4)}",
+                 statistic=f"every seed: trigger rise > 1 nat, |bigram diff| <= {SAME}",
+                 passed=bool(np.all(dtn > 1.0) and np.all(np.abs(dbn) <= SAME)))]
     dbf = d["bos_forced_bigram"] - d["full_bigram"]
     dtf = d["bos_forced_trigger"] - d["full_trigger"]
-    out.append(Claim("bos_forced_noop",
-                     "forcing pure-BOS attention at non-trigger queries leaves the loss unchanged (dormant = no-op)",
-                     f"|diff| <= {SAME} at both position types",
-                     f"bigram {fmt(dbf, 4)}, trigger {fmt(dtf, 4)}",
-                     "every seed", bool(np.all(np.abs(dbf) <= SAME) and np.all(np.abs(dtf) <= SAME))))
+    out.append(Claim(id="bos_forced_noop",
+                     statement="forcing pure-BOS attention at non-trigger queries leaves the loss unchanged (dormant = "
+                               "no-op)",
+                     theory=f"|diff| <= {SAME} at both position types",
+                     measured=f"bigram {fmt(dbf, 4)}, trigger {fmt(dtf, 4)}",
+                     statistic="every seed", passed=bool(np.all(np.abs(dbf) <= SAME) and np.all(np.abs(dtf) <= SAME))))
     dbm = d["no_mlp_bigram"] - d["full_bigram"]
-    out.append(Claim("no_mlp_bigram",
-                     "removing the MLP raises the bigram (non-trigger) loss",
-                     "bigram loss rises", f"+{fmt(dbm, 3)} nats",
-                     "every seed: rise > 0.3 nats (10% of H)", bool(np.all(dbm > 0.3))))
+    out.append(Claim(id="no_mlp_bigram",
+                     statement="removing the MLP raises the bigram (non-trigger) loss",
+                     theory="bigram loss rises", measured=f"+{fmt(dbm, 3)} nats",
+                     statistic="every seed: rise > 0.3 nats (10% of H)", passed=bool(np.all(dbm > 0.3))))
     return out
 
 
@@ -67,3 +68,15 @@ def plot(ds, cfg):
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"cross-entropy (nats), {cfg.seeds} seeds")
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=1", "control_seeds=1", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
+        "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
+    not_at_tiny={
+        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
+             "state a status",
+    },
+)

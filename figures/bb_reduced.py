@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, float64, fmt, param
+from figures._core import Claim, Figure, Validated, float64, fmt, overrides, param
 from sims.bigram_backcopy import ReducedConfig, make_reduced_run
 from theory import bigram_backcopy as tbb
 
@@ -76,7 +76,8 @@ def claims(ds, cfg):
     T = t[-1]
     lo = T / 10  # the last decade of the run
     if bool(ds.diverged_none.any() | ds.diverged_alpha.any() | ds.diverged_beta.any()):
-        return [Claim("reduced_finite", "reduced runs stay finite", "finite", "diverged", "no NaN", False)]
+        return [Claim(id="reduced_finite", statement="reduced runs stay finite", theory="finite", measured="diverged",
+                      statistic="no NaN", passed=False)]
     for i, lr in enumerate(ds.lr_none.values):
         a, b = ds.alpha_none.values[i], ds.beta_norm_none.values[i]
         at, bt = ds.alpha_theory.values[i], ds.beta_theory.values[i]
@@ -84,22 +85,26 @@ def claims(ds, cfg):
         sb, sbt = _slope(t, b, lo, T, log_y=True), _slope(t, bt, lo, T, log_y=True)
         # R3 at next order has an O(1/t) error (the transient's constant) and O(u^-2) = O(1/t) terms:
         # over the last decade its slope must match the simulated one to a few percent of 1/2.
-        out.append(Claim(f"alpha_log_growth_lr{lr:g}",
-                         f"BOS logit grows like (1/2) log t (GD step {lr:g}): slope of alpha vs log t, last decade",
-                         f"1/2 (R3); {sat:.4f} with the next-order term", f"{sa:.4f}",
-                         "|slope - R3' slope| <= 0.02 (R3' error is O(1/t))", bool(abs(sa - sat) <= 0.02)))
-        out.append(Claim(f"beta_decay_lr{lr:g}",
-                         f"BOS value decays like t^(-1/2) (GD step {lr:g}): slope of log ||beta|| vs log t",
-                         f"-1/2 (R3); {sbt:.4f} with the next-order term", f"{sb:.4f}",
-                         "|slope - R3' slope| <= 0.02", bool(abs(sb - sbt) <= 0.02)))
+        out.append(Claim(id=f"alpha_log_growth_lr{lr:g}",
+                         statement=f"BOS logit grows like (1/2) log t (GD step {lr:g}): slope of alpha vs log t, last "
+                                   "decade",
+                         theory=f"1/2 (R3); {sat:.4f} with the next-order term", measured=f"{sa:.4f}",
+                         statistic="|slope - R3' slope| <= 0.02 (R3' error is O(1/t))",
+                         passed=bool(abs(sa - sat) <= 0.02)))
+        out.append(Claim(id=f"beta_decay_lr{lr:g}",
+                         statement=f"BOS value decays like t^(-1/2) (GD step {lr:g}): slope of log ||beta|| vs log t",
+                         theory=f"-1/2 (R3); {sbt:.4f} with the next-order term", measured=f"{sb:.4f}",
+                         statistic="|slope - R3' slope| <= 0.02", passed=bool(abs(sb - sbt) <= 0.02)))
         da = abs(a[-1] - at[-1])
         rb = b[-1] / bt[-1]
-        out.append(Claim(f"reduced_level_lr{lr:g}",
-                         f"alpha(T) and ||beta(T)|| at T={T:g} against the closed form R3' (no fitted constant)",
-                         f"alpha {at[-1]:.4f}, ||beta|| {fmt(bt[-1], 4)}",
-                         f"alpha {a[-1]:.4f}, ||beta|| {fmt(b[-1], 4)}",
-                         "|d alpha| <= 0.02 and ||beta|| ratio within 2% (O(1/t) corrections; < 0.01 at T=1e5)",
-                         bool(da <= 0.02 and abs(rb - 1) <= 0.02)))
+        out.append(Claim(id=f"reduced_level_lr{lr:g}",
+                         statement=f"alpha(T) and ||beta(T)|| at T={T:g} against the closed form R3' (no fitted "
+                                   "constant)",
+                         theory=f"alpha {at[-1]:.4f}, ||beta|| {fmt(bt[-1], 4)}",
+                         measured=f"alpha {a[-1]:.4f}, ||beta|| {fmt(b[-1], 4)}",
+                         statistic="|d alpha| <= 0.02 and ||beta|| ratio within 2% (O(1/t) corrections; < 0.01 at "
+                                   "T=1e5)",
+                         passed=bool(da <= 0.02 and abs(rb - 1) <= 0.02)))
     a_free = ds.alpha_none.values[0]
     half = t >= T / 2
     grow_free = a_free[-1] - a_free[half][0]
@@ -108,25 +113,27 @@ def claims(ds, cfg):
     p, q = np.array(ds.attrs["p"]), np.array(ds.attrs["q"])
     beta_fixed = cfg.beta0 * (np.eye(len(p))[0] - 1 / len(p))
     a_stat = tbb.reduced_alpha_stationary(beta_fixed, p, q, cfg.lam, cfg.n)
-    out.append(Claim("mutual_beta_blocks_alpha",
-                     f"with the BOS value frozen at beta0 (e_0 - 1/V), beta0={cfg.beta0:g}, the BOS logit stops "
+    out.append(Claim(id="mutual_beta_blocks_alpha",
+                     statement=f"with the BOS value frozen at beta0 (e_0 - 1/V), beta0={cfg.beta0:g}, the BOS logit "
+                               "stops "
                      "growing (no sink without a value drain)",
-                     f"free alpha grows by log(2)/2 = {np.log(2) / 2:.3f} over the last half; frozen-beta alpha "
+                     theory=f"free alpha grows by log(2)/2 = {np.log(2) / 2:.3f} over the last half; frozen-beta alpha "
                      f"-> a finite point (quadratic surrogate: {a_stat:.3f})",
-                     f"free {grow_free:.3f}, frozen-beta {grow_fb:.2e} (alpha(T) = {a_fb[-1]:.3f})",
-                     "frozen-beta growth < 1% of the free growth",
-                     bool(abs(grow_fb) < 0.01 * grow_free)))
+                     measured=f"free {grow_free:.3f}, frozen-beta {grow_fb:.2e} (alpha(T) = {a_fb[-1]:.3f})",
+                     statistic="frozen-beta growth < 1% of the free growth",
+                     passed=bool(abs(grow_fb) < 0.01 * grow_free)))
     b_fa = ds.beta_norm_alpha.values[0]
     b_free = ds.beta_norm_none.values[0]
     s0 = 1 / (1 + cfg.n)
     b_star = (1 - s0) / s0 * cfg.lam * np.linalg.norm(q - q.mean())
-    out.append(Claim("mutual_alpha_blocks_beta",
-                     "with the BOS logit frozen at 0 (no sink), the BOS value does not drain: it settles at a value "
+    out.append(Claim(id="mutual_alpha_blocks_beta",
+                     statement="with the BOS logit frozen at 0 (no sink), the BOS value does not drain: it settles at "
+                               "a value "
                      "that cancels the mean of the other values",
-                     f"beta* = n lam ||q - mean q|| = {b_star:.3f} (quadratic surrogate)",
-                     f"frozen-alpha ||beta(T)|| = {b_fa[-1]:.3f}; free run {fmt(b_free[-1], 3)}",
-                     "frozen-alpha ||beta|| > 20 x free ||beta|| and within 25% of beta* (CE vs quadratic)",
-                     bool(b_fa[-1] > 20 * b_free[-1] and abs(b_fa[-1] / b_star - 1) < 0.25)))
+                     theory=f"beta* = n lam ||q - mean q|| = {b_star:.3f} (quadratic surrogate)",
+                     measured=f"frozen-alpha ||beta(T)|| = {b_fa[-1]:.3f}; free run {fmt(b_free[-1], 3)}",
+                     statistic="frozen-alpha ||beta|| > 20 x free ||beta|| and within 25% of beta* (CE vs quadratic)",
+                     passed=bool(b_fa[-1] > 20 * b_free[-1] and abs(b_fa[-1] / b_star - 1) < 0.25)))
     return out
 
 
@@ -162,3 +169,10 @@ def plot(ds, cfg):
            title=f"reduced model R1: $n={cfg.n}$, $\\lambda={cfg.lam:g}$, $V={len(ds.attrs['p'])}$")
     ax.legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"])},
+)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, mean_se, param
+from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
 from sims import schedules as S
 from sims.river_valley import BigramLMConfig, bigram_population_loss, hvp, lanczos, lm_sim
 from sims.sweep import sweep
@@ -110,62 +110,75 @@ def claims(ds, cfg):
     det_ratio = det[-1] / det[q]
     unc_change = abs(unc[-1] - unc[h]) / unc[h]
     out.append(Claim(
-        "river_tokens_keep_improving",
-        "at constant lr the deterministic tokens' excess loss keeps falling (river) while the uncertain tokens' "
+        id="river_tokens_keep_improving",
+        statement="at constant lr the deterministic tokens' excess loss keeps falling (river) while the uncertain "
+                  "tokens' "
         "plateaus (hill)",
-        "det: decreasing without a floor (excess ~ 1/t); unc: stationary",
-        f"det excess x{fmt(det_ratio, 3)} from step {steps[q]} to {steps[-1]}; unc changes {fmt(unc_change, 2)} "
+        theory="det: decreasing without a floor (excess ~ 1/t); unc: stationary",
+        measured=f"det excess x{fmt(det_ratio, 3)} from step {steps[q]} to {steps[-1]}; unc changes "
+                 f"{fmt(unc_change, 2)} "
         f"over the second half",
-        "det ratio < 0.5 and relative change of unc < 0.15", bool(det_ratio < 0.5 and unc_change < 0.15)))
+        statistic="det ratio < 0.5 and relative change of unc < 0.15",
+        passed=bool(det_ratio < 0.5 and unc_change < 0.15)))
     half_lr = ds.sel(run="constant, lr/2").excess_unc.mean("seed").values
     r = unc[-1] / half_lr[-1]
-    out.append(Claim("hill_excess_grows_with_lr", "the uncertain tokens' plateau is a hill excess: it grows with lr",
-                     "~ proportional to eta (x2 for double lr, less where not yet stationary)",
-                     f"plateau(eta)/plateau(eta/2) = {fmt(r, 3)}", "ratio in [1.5, 2.5]", bool(1.5 <= r <= 2.5)))
+    out.append(Claim(id="hill_excess_grows_with_lr",
+                     statement="the uncertain tokens' plateau is a hill excess: it grows with lr",
+                     theory="~ proportional to eta (x2 for double lr, less where not yet stationary)",
+                     measured=f"plateau(eta)/plateau(eta/2) = {fmt(r, 3)}", statistic="ratio in [1.5, 2.5]",
+                     passed=bool(1.5 <= r <= 2.5)))
     w = ds.sel(run="WSD (20% linear)")
     d_det = (w.excess_det.isel(step=stop) - w.excess_det.isel(step=-1)).mean("seed").item()
     d_unc = (w.excess_unc.isel(step=stop) - w.excess_unc.isel(step=-1)).mean("seed").item()
     pi_u = float(ds.pi_unc)
     share = pi_u * d_unc / (pi_u * d_unc + (1 - pi_u) * d_det)
-    out.append(Claim("decay_drop_on_uncertain_tokens",
-                     "the WSD decay-phase loss drop is concentrated on the uncertain (high-entropy) tokens",
-                     "drop ~ hill excess; deterministic tokens ~ unaffected",
-                     f"uncertain share of the drop = {fmt(share, 3)} (det drop {fmt(d_det, 2)}, unc {fmt(d_unc, 2)})",
-                     "share >= 0.8", bool(share >= 0.8)))
+    out.append(Claim(id="decay_drop_on_uncertain_tokens",
+                     statement="the WSD decay-phase loss drop is concentrated on the uncertain (high-entropy) tokens",
+                     theory="drop ~ hill excess; deterministic tokens ~ unaffected",
+                     measured=f"uncertain share of the drop = {fmt(share, 3)} (det drop {fmt(d_det, 2)}, unc "
+                              f"{fmt(d_unc, 2)})",
+                     statistic="share >= 0.8", passed=bool(share >= 0.8)))
     fw = w.loss.isel(step=-1).values.astype(float)
     fc = ds.sel(run="cosine").loss.isel(step=-1).values.astype(float)
     dd = fc - fw
     se = mean_se(dd)[1]
     wd = w.excess_det.isel(step=-1).mean().item()
     cd = ds.sel(run="cosine").excess_det.isel(step=-1).mean().item()
-    out.append(Claim("wsd_more_river_progress", "at equal steps WSD makes more river progress than cosine: lower "
-                     "excess on the deterministic tokens (more tau = sum of lrs)", "det excess WSD < cosine",
-                     f"det excess WSD {fmt(wd, 3)} vs cosine {fmt(cd, 3)}", "strict inequality of seed means",
-                     bool(wd < cd)))
+    out.append(Claim(id="wsd_more_river_progress",
+                     statement="at equal steps WSD makes more river progress than cosine: lower "
+                     "excess on the deterministic tokens (more tau = sum of lrs)", theory="det excess WSD < cosine",
+                     measured=f"det excess WSD {fmt(wd, 3)} vs cosine {fmt(cd, 3)}",
+                     statistic="strict inequality of seed means",
+                     passed=bool(wd < cd)))
     wu = w.excess_unc.isel(step=-1).mean().item()
     cu = ds.sel(run="cosine").excess_unc.isel(step=-1).mean().item()
     ok = bool(dd.mean() > -2 * se)
     out.append(Claim(
-        "wsd_total_vs_cosine_lm", "at equal steps WSD's final loss is at least as low as cosine's (the toy's "
-        "regime, claim wsd_decay:wsd_beats_cosine)", "WSD <= cosine",
-        f"cosine - WSD = {fmt(dd.mean(), 3)} +- {fmt(se, 2)}", "paired difference >= -2 SE", ok,
+        id="wsd_total_vs_cosine_lm",
+        statement="at equal steps WSD's final loss is at least as low as cosine's (the toy's "
+        "regime, claim wsd_decay:wsd_beats_cosine)", theory="WSD <= cosine",
+        measured=f"cosine - WSD = {fmt(dd.mean(), 3)} +- {fmt(se, 2)}", statistic="paired difference >= -2 SE",
+        passed=ok,
         finding="" if ok else (
             f"here the loss is dominated by the uncertain (hill) tokens (excess {fmt(wu, 2)} WSD vs {fmt(cu, 2)} "
             f"cosine, against det {fmt(wd, 2)} vs {fmt(cd, 2)}), which are not quadratic hills at stationarity: "
             "they keep improving at lower lrs, so cosine's long decay wins; WSD's extra river progress is worth "
             "little once the deterministic tokens are nearly fit")))
     ff, pf, rf = float(ds.fluct_top_frac), float(ds.prog_top_frac), float(ds.random_frac)
-    out.append(Claim("oscillation_in_top_hessian_directions",
-                     f"in the stable phase the iterate's oscillation lies in the top-{int(ds.top_k)} Hessian eigen-"
+    out.append(Claim(id="oscillation_in_top_hessian_directions",
+                     statement=f"in the stable phase the iterate's oscillation lies in the top-{int(ds.top_k)} Hessian "
+                               "eigen-"
                      "directions (HVP + Lanczos; k = largest spectral gap) while its progress lies in low-curvature "
                      "directions",
-                     f"random subspace share {fmt(rf, 2)}",
-                     f"oscillation share {fmt(ff, 3)}, progress share {fmt(pf, 3)}; top directions carry "
+                     theory=f"random subspace share {fmt(rf, 2)}",
+                     measured=f"oscillation share {fmt(ff, 3)}, progress share {fmt(pf, 3)}; top directions carry "
                      f"{fmt(float(ds.top_det_mass), 2)} of their mass on deterministic rows",
-                     "oscillation share >= 5 x the random-subspace share (null: isotropic motion) and progress "
-                     "share <= the random share", bool(ff >= 5 * rf and pf <= rf)))
+                     statistic="oscillation share >= 5 x the random-subspace share (null: isotropic motion) and "
+                               "progress "
+                     "share <= the random share", passed=bool(ff >= 5 * rf and pf <= rf)))
     if ds.diverged.any():
-        out.append(Claim("no_divergence", "no run diverged", "0", str(int(ds.diverged.sum())), "count", False))
+        out.append(Claim(id="no_divergence", statement="no run diverged", theory="0",
+                         measured=str(int(ds.diverged.sum())), statistic="count", passed=False))
     return out
 
 
@@ -193,3 +206,14 @@ def plot(ds, cfg):
     axs[2].set(xlabel="index", ylabel="Hessian eigenvalue", title="Hessian (Lanczos) and where SGD moves")
     axs[2].legend(fontsize=7, loc="lower left")
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=8", "sim.n_steps=1600", "sim.log_every=100", "lanczos_k=32")},
+    not_at_tiny={
+        "river_tokens_keep_improving": "the deterministic rows' excess keeps falling over 4000 steps; 1600 are too "
+                                       "few to separate it from the plateau",
+    },
+)

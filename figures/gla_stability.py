@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Figure, Validated, fmt, overrides, param
 from sims import linear_attention as la
 from theory import linear_attention as th
 
@@ -113,26 +113,31 @@ def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
     clear = np.abs(m) >= band
     agree = (fin == (m > 0))[clear]
     out.append(Claim(
-        "stability_boundary_predicted",
-        "float32 finiteness of the naive parallel form and of the matmul chunk form is predicted from the gates "
+        id="stability_boundary_predicted",
+        statement="float32 finiteness of the naive parallel form and of the matmul chunk form is predicted from the "
+                  "gates "
         "alone (min cumulative / within-chunk log decay > -88.72)",
-        f"{int(clear.sum())} settings away from the boundary", f"{int(agree.sum())} of {int(clear.sum())} agree; "
+        theory=f"{int(clear.sum())} settings away from the boundary",
+        measured=f"{int(agree.sum())} of {int(clear.sum())} agree; "
         f"{int((~fin).sum())} non-finite; {int((~clear).sum())} marginal (|margin| < log(d_k L) = {band:.1f})",
-        "all agree; both outcomes present", bool(agree.all() and fin[clear].any() and (~fin[clear]).any())))
+        statistic="all agree; both outcomes present",
+        passed=bool(agree.all() and fin[clear].any() and (~fin[clear]).any())))
     worst = float(max(ds.err_parallel.max(), ds.err_secondary.max()))
     out.append(Claim(
-        "log_space_forms_stable",
-        "the log-space parallel form (Eq. 4) and the secondary-chunked form (Sec. 4.3) are finite and accurate "
+        id="log_space_forms_stable",
+        statement="the log-space parallel form (Eq. 4) and the secondary-chunked form (Sec. 4.3) are finite and "
+                  "accurate "
         "for every gate, down to the strongest",
-        "rel-RMS <= 1e-5 (float32) vs the float64 recurrence",
-        f"max rel-RMS {fmt(worst, 2)}; min log b = {fmt(float(ds.min_log_b.min()), 4)}", "<= 1e-5",
-        bool(worst <= 1e-5)))
+        theory="rel-RMS <= 1e-5 (float32) vs the float64 recurrence",
+        measured=f"max rel-RMS {fmt(worst, 2)}; min log b = {fmt(float(ds.min_log_b.min()), 4)}", statistic="<= 1e-5",
+        passed=bool(worst <= 1e-5)))
     ok = ds.err_chunk.values[np.isfinite(ds.err_chunk.values)]
     out.append(Claim(
-        "matmul_chunk_accurate_where_finite",
-        "where the matmul chunk form is finite it is as accurate as the recurrence",
-        "rel-RMS <= 1e-5 (float32)", f"max rel-RMS {fmt(float(ok.max()), 2)} over {ok.size} finite settings",
-        "<= 1e-5", bool(ok.size and ok.max() <= 1e-5)))
+        id="matmul_chunk_accurate_where_finite",
+        statement="where the matmul chunk form is finite it is as accurate as the recurrence",
+        theory="rel-RMS <= 1e-5 (float32)",
+        measured=f"max rel-RMS {fmt(float(ok.max()), 2)} over {ok.size} finite settings",
+        statistic="<= 1e-5", passed=bool(ok.size and ok.max() <= 1e-5)))
     return out
 
 
@@ -184,3 +189,10 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax.axvline(th.chunk_parallel_crossover(64, 64, 64), color="0.5", lw=0.8)
     ax.legend(fontsize=7, loc="upper left")
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "L=128", "normalizers=16,0.1", "chunk_sizes=16,64", "lengths=32", "timing_repeats=1")},
+)

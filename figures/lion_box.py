@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Figure, Validated, fmt, overrides, param
 from sims.lion import LionConfig, averaged_limit, sim
 from sims.sweep import sweep
 from theory import lion as tl
@@ -85,30 +85,35 @@ def compute(cfg):
 def claims(ds, cfg):
     out = []
     viol = float(ds.viol.max())
-    out.append(Claim("box_entry_bound",
-                     "phase 1: each coordinate's excess max(|x_i| - 1/lambda, 0) <= (1 - eps lambda)^t x excess_0, "
+    out.append(Claim(id="box_entry_bound",
+                     statement="phase 1: each coordinate's excess max(|x_i| - 1/lambda, 0) <= (1 - eps lambda)^t x "
+                               "excess_0, "
                      f"every step, every seed ({int(ds.sizes['seed'])}), noisy gradients",
-                     "(1 - eps lambda)^t excess_0", f"max (excess - bound) = {fmt(viol, 3)}",
-                     "<= 1e-12 (float64 rounding)", bool(viol <= 1e-12 and int(ds.box_diverged) == 0)))
-    out.append(Claim("box_invariance", "once inside the box a coordinate stays inside", "never leaves",
-                     f"{int(ds.left_after_entry.sum())} seeds left", "count == 0",
-                     bool(int(ds.left_after_entry.sum()) == 0)))
+                     theory="(1 - eps lambda)^t excess_0", measured=f"max (excess - bound) = {fmt(viol, 3)}",
+                     statistic="<= 1e-12 (float64 rounding)", passed=bool(viol <= 1e-12 and int(ds.box_diverged) == 0)))
+    out.append(Claim(id="box_invariance", statement="once inside the box a coordinate stays inside",
+                     theory="never leaves",
+                     measured=f"{int(ds.left_after_entry.sum())} seeds left", statistic="count == 0",
+                     passed=bool(int(ds.left_after_entry.sum()) == 0)))
     for i, lam in enumerate(ds.lam.values):
         lim, ref = ds.limit.values[i], ds.ref.values[i]
         err = float(np.abs(lim - ref).max())
         if lam > 0:
-            out.append(Claim(f"kkt_limit_lambda_{lam:.3g}",
-                             "Rosenbrock: Lion's (time-averaged) limit is the box-constrained minimizer, "
+            out.append(Claim(id=f"kkt_limit_lambda_{lam:.3g}",
+                             statement="Rosenbrock: Lion's (time-averaged) limit is the box-constrained minimizer, "
                              f"lambda={lam:.3g}",
-                             f"L-BFGS-B: {fmt(ref, 4)}", f"{fmt(lim, 4)}", f"max |diff| <= 10 eps = {10 * cfg.lr:g}",
-                             bool(err <= 10 * cfg.lr)))
+                             theory=f"L-BFGS-B: {fmt(ref, 4)}", measured=f"{fmt(lim, 4)}",
+                             statistic=f"max |diff| <= 10 eps = {10 * cfg.lr:g}",
+                             passed=bool(err <= 10 * cfg.lr)))
         else:
             r = 1 / float(ds.lam.values[0])
             outside = float(np.abs(lim).max())
-            out.append(Claim("no_weight_decay_no_box", "negative control: with lambda = 0 there is no constraint; the "
+            out.append(Claim(id="no_weight_decay_no_box",
+                             statement="negative control: with lambda = 0 there is no constraint; the "
                              f"iterate leaves the box of radius {r:.3g} for the unconstrained minimizer (1, 1)",
-                             "(1, 1)", f"{fmt(lim, 4)}", f"||x||_inf > {r:.3g} and |x - (1,1)| <= 10 eps",
-                             bool(outside > r and err <= 10 * cfg.lr)))
+                             theory="(1, 1)", measured=f"{fmt(lim, 4)}",
+                             statistic=f"||x||_inf > {r:.3g} and |x - (1,1)| <= 10 eps",
+                             passed=bool(outside > r and err <= 10 * cfg.lr)))
     return out
 
 
@@ -143,3 +148,10 @@ def plot(ds, cfg):
             title=rf"box entry, $d={cfg.box.d}$ quadratic, gradient noise $\sigma={cfg.box.grad_noise:g}$")
     ax2.legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=16")},
+)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, float64, fmt, param
+from figures._core import Claim, Figure, Validated, float64, fmt, overrides, param
 from sims.lion import LionConfig, averaged_limit
 from theory import lion as tl
 
@@ -92,18 +92,22 @@ def claims(ds, cfg):
         act = bool(ds[f"active_{prob}"].isel(lr=-1).all())
         kkt = ds[f"kkt_{prob}"].isel(lr=-1).max().item()
         out.append(Claim(
-            f"kkt_limit_{prob}", f"{prob}: Lion's time-averaged limit -> the L-BFGS-B solution of min f s.t. "
-            "||x||_inf <= 1/lambda, error O(eps); same active set", "error -> 0 as eps -> 0 (order 1)",
-            f"max error {fmt(e, 2)} at eps {fmt(lrs, 2)}; slope {fmt(slope, 3)}; active set agrees: {act}; KKT "
+            id=f"kkt_limit_{prob}",
+            statement=f"{prob}: Lion's time-averaged limit -> the L-BFGS-B solution of min f s.t. "
+            "||x||_inf <= 1/lambda, error O(eps); same active set", theory="error -> 0 as eps -> 0 (order 1)",
+            measured=f"max error {fmt(e, 2)} at eps {fmt(lrs, 2)}; slope {fmt(slope, 3)}; active set agrees: {act}; "
+                     "KKT "
             f"residual {fmt(kkt, 2)} at eps={lrs[-1]:g}",
-            "log-log slope in [0.7, 1.5], error at the smallest eps <= 2 eps, active sets equal",
-            bool(0.7 <= slope <= 1.5 and e[-1] <= 2 * lrs[-1] and act)))
+            statistic="log-log slope in [0.7, 1.5], error at the smallest eps <= 2 eps, active sets equal",
+            passed=bool(0.7 <= slope <= 1.5 and e[-1] <= 2 * lrs[-1] and act)))
     bad = [f"{k}: {fmt(v, 2)}" for k, v in zip(ds.kappa.values, ds.kappa_err.values) if v > 10 * cfg.kappa_lr]
     out.append(Claim(
-        "each_kappa_solves_its_problem", "every kappa's limit solves min f + K*(lambda x)/lambda (box, l2 / l3 ball, "
+        id="each_kappa_solves_its_problem",
+        statement="every kappa's limit solves min f + K*(lambda x)/lambda (box, l2 / l3 ball, "
         "box + ridge, entropic box, relativistic ball, ridge), checked against SciPy (L-BFGS-B / SLSQP / BFGS)",
-        "SciPy solution", "; ".join(f"{k}: {fmt(v, 2)}" for k, v in zip(ds.kappa.values, ds.kappa_err.values)),
-        f"max |x_Lion - x_ref| <= 10 eps = {10 * cfg.kappa_lr:g} for every kappa", not bad))
+        theory="SciPy solution",
+        measured="; ".join(f"{k}: {fmt(v, 2)}" for k, v in zip(ds.kappa.values, ds.kappa_err.values)),
+        statistic=f"max |x_Lion - x_ref| <= 10 eps = {10 * cfg.kappa_lr:g} for every kappa", passed=not bad))
     return out
 
 
@@ -127,3 +131,10 @@ def plot(ds, cfg):
             title=rf"each $\mathcal{{K}}$ vs its own composite problem ($\epsilon={cfg.kappa_lr:g}$)")
     ax2.legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "lrs=3e-2,3e-3", "ode_time=10.0", "seeds=2", "kappa_lr=3e-3")},
+)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, float64, fmt, param
+from figures._core import Claim, Figure, Validated, float64, fmt, overrides, param
 from sims.lion import LionConfig, ode_solve, sim
 from sims.sweep import sweep
 from theory import lion as tl
@@ -123,19 +123,24 @@ def claims(ds, cfg):
             worst = min(worst, ratio)
             rows.append(f"{prob}{pair}: {fmt(big, 2)} -> {fmt(small, 2)}")
     need = hi / lo
-    out.append(Claim("discrete_lyapunov",
-                     "discrete Lion: H/alpha decreases up to error terms that vanish with eps (quadratic, Rosenbrock, "
-                     "logistic; (b1, b2) sweep)", f"max one-step increase = O(eps): ratio >= {fmt(need, 3)} over "
-                     "the eps range", "; ".join(rows) + f"; worst ratio {fmt(worst, 3)}",
-                     "max one-step increase at the largest eps / at the smallest (<= 0 counts as inf) >= eps ratio",
-                     bool(worst >= need)))
+    out.append(Claim(id="discrete_lyapunov",
+                     statement="discrete Lion: H/alpha decreases up to error terms that vanish with eps (quadratic, "
+                               "Rosenbrock, "
+                     "logistic; (b1, b2) sweep)",
+                     theory=f"max one-step increase = O(eps): ratio >= {fmt(need, 3)} over "
+                     "the eps range", measured="; ".join(rows) + f"; worst ratio {fmt(worst, 3)}",
+                     statistic="max one-step increase at the largest eps / at the smallest (<= 0 counts as inf) >= eps "
+                               "ratio",
+                     passed=bool(worst >= need)))
     dts = sorted(cfg.ode_dts)
     s_small = np.diff(ds[f"ode_sign_{dts[0]}"].values).max()
     s_big = np.diff(ds[f"ode_sign_{dts[-1]}"].values).max()
-    out.append(Claim("ode_sign_lyapunov", "ODE with sign (Lion): H non-increasing up to the chatter of the "
-                     "discontinuous sign, which vanishes with dt", "increase -> 0 with dt",
-                     f"max increase {fmt(s_big, 2)} (dt={dts[-1]:g}) -> {fmt(s_small, 2)} (dt={dts[0]:g})",
-                     "shrinks at least in proportion to dt", bool(s_small <= s_big * dts[0] / dts[-1])))
+    out.append(Claim(id="ode_sign_lyapunov",
+                     statement="ODE with sign (Lion): H non-increasing up to the chatter of the "
+                     "discontinuous sign, which vanishes with dt", theory="increase -> 0 with dt",
+                     measured=f"max increase {fmt(s_big, 2)} (dt={dts[-1]:g}) -> {fmt(s_small, 2)} (dt={dts[0]:g})",
+                     statistic="shrinks at least in proportion to dt",
+                     passed=bool(s_small <= s_big * dts[0] / dts[-1])))
     mono, viol = [], []
     for kap in ("quadratic", "logcosh", "huber"):
         for look in (0.5, 1.0):
@@ -144,17 +149,20 @@ def claims(ds, cfg):
         for look in cfg.violating:
             ups = [np.clip(np.diff(ds[f"ode_{kap}_{look}_{dt}"].values), 0, None).sum() for dt in dts]
             viol.append((kap, look, ups[0], ups[-1]))
-    out.append(Claim("ode_smooth_lyapunov", "ODE with smooth K (quadratic, logcosh, huber), eps*gamma <= 1: H is "
-                     "monotone to float64 precision", "dH/dt = -Delta <= 0", f"max rel. increase {fmt(max(mono), 3)}",
-                     "<= 1e-9", bool(max(mono) <= 1e-9)))
+    out.append(Claim(id="ode_smooth_lyapunov",
+                     statement="ODE with smooth K (quadratic, logcosh, huber), eps*gamma <= 1: H is "
+                     "monotone to float64 precision", theory="dH/dt = -Delta <= 0",
+                     measured=f"max rel. increase {fmt(max(mono), 3)}",
+                     statistic="<= 1e-9", passed=bool(max(mono) <= 1e-9)))
     real = [v for v in viol if v[2] > 1e-6 * 1.0]
     indep = all(abs(a - b) <= 0.01 * max(a, b) for _, _, a, b in real)
-    out.append(Claim("violation_eps_gamma_gt_1", "with eps*gamma > 1 (C < 0) H is NOT a Lyapunov function: it rises "
-                     "by an amount independent of dt (not an integration error)", "increase > 0 for some K",
-                     "; ".join(f"{k} eps*gamma={lk:g}: total rise {fmt(a, 3)} / {fmt(b, 3)} (two dt)"
+    out.append(Claim(id="violation_eps_gamma_gt_1",
+                     statement="with eps*gamma > 1 (C < 0) H is NOT a Lyapunov function: it rises "
+                     "by an amount independent of dt (not an integration error)", theory="increase > 0 for some K",
+                     measured="; ".join(f"{k} eps*gamma={lk:g}: total rise {fmt(a, 3)} / {fmt(b, 3)} (two dt)"
                                for k, lk, a, b in viol),
-                     "some K rises by > 1e-3, and every rise > 1e-6 agrees across dt within 1%",
-                     bool(any(v[2] > 1e-3 for v in viol) and indep)))
+                     statistic="some K rises by > 1e-3, and every rise > 1e-6 agrees across dt within 1%",
+                     passed=bool(any(v[2] > 1e-3 for v in viol) and indep)))
     return out
 
 
@@ -187,3 +195,10 @@ def plot(ds, cfg):
                title="quadratic K: the condition $\\varepsilon\\gamma\\leq 1$ matters")
     axs[2].legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "lrs=1e-2,1e-3", "sim.n_steps=400", "ode_time=2.0")},
+)

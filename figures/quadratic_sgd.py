@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, mean_se, param
+from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
 from sims import schedules
 from sims.quadratic import QuadraticConfig, make_run
 from sims.sweep import sweep
@@ -110,12 +110,12 @@ def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
     z = np.abs(m - ex) / tol
     n_div = int(ds.sched_diverged.sum())
     out.append(Claim(
-        "exact_recursion_any_schedule",
-        f"E f_t of SGD equals the exact recursion at every recorded step, for {len(SCHEDS)} schedules",
-        "V_{t+1} = (1 - eta_t a)^2 V_t + eta_t^2 sigma^2",
-        f"max |z| = {fmt(float(z.max()))} over {z.size} points; {n_div} diverged",
-        f"|mean - exact| / SE <= {cfg.n_sigma} (SE over {cfg.seeds} seeds)",
-        bool(z.max() <= cfg.n_sigma and n_div == 0),
+        id="exact_recursion_any_schedule",
+        statement=f"E f_t of SGD equals the exact recursion at every recorded step, for {len(SCHEDS)} schedules",
+        theory="V_{t+1} = (1 - eta_t a)^2 V_t + eta_t^2 sigma^2",
+        measured=f"max |z| = {fmt(float(z.max()))} over {z.size} points; {n_div} diverged",
+        statistic=f"|mean - exact| / SE <= {cfg.n_sigma} (SE over {cfg.seeds} seeds)",
+        passed=bool(z.max() <= cfg.n_sigma and n_div == 0),
     ))
     grid = ds.lr.values
     stable = grid < 2.0
@@ -124,23 +124,24 @@ def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
     z2 = np.abs(m2.values - ds.final_exact.values[stable]) / se2.values
     gap = np.abs(ds.final_exact.values[stable] - ds.stationary.values[stable]) / ds.stationary.values[stable]
     out.append(Claim(
-        "stationary_loss",
-        "final mean loss at constant lr matches eta sigma^2 / (2 (2 - eta a)) for every stable lr",
-        f"{fmt(ds.stationary.values[stable], 3)}",
-        f"{fmt(m2.values, 3)}; max |z| = {fmt(z2.max())}",
-        f"|mean - exact_T| / SE <= {cfg.n_sigma}; exact_T within {fmt(gap.max(), 2)} (rel.) of the stationary value",
-        bool(z2.max() <= cfg.n_sigma),
+        id="stationary_loss",
+        statement="final mean loss at constant lr matches eta sigma^2 / (2 (2 - eta a)) for every stable lr",
+        theory=f"{fmt(ds.stationary.values[stable], 3)}",
+        measured=f"{fmt(m2.values, 3)}; max |z| = {fmt(z2.max())}",
+        statistic=f"|mean - exact_T| / SE <= {cfg.n_sigma}; exact_T within {fmt(gap.max(), 2)} (rel.) of the "
+                  "stationary value",
+        passed=bool(z2.max() <= cfg.n_sigma),
     ))
     div = ds.diverged.any("seed").values
     alld = ds.diverged.all("seed").values
     pred = th.diverges(grid, 1.0, cfg.sim.sigma[0])
     out.append(Claim(
-        "divergence_boundary",
-        "runs are flagged diverged exactly where eta > 2/a",
-        f"diverged at lr = {fmt(grid[pred], 3)}",
-        f"flagged at lr = {fmt(grid[div], 3)} (all seeds: {fmt(grid[alld], 3)})",
-        "set equality, every seed",
-        bool(np.array_equal(div, pred) and np.array_equal(alld, pred)),
+        id="divergence_boundary",
+        statement="runs are flagged diverged exactly where eta > 2/a",
+        theory=f"diverged at lr = {fmt(grid[pred], 3)}",
+        measured=f"flagged at lr = {fmt(grid[div], 3)} (all seeds: {fmt(grid[alld], 3)})",
+        statistic="set equality, every seed",
+        passed=bool(np.array_equal(div, pred) and np.array_equal(alld, pred)),
     ))
     return out
 
@@ -181,3 +182,10 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax2.set_title("stationary loss vs lr")
     ax2.legend(loc="upper left")
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=400", "sim.n_steps=400", "lr_grid=0.1,1.0,1.9")},
+)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Figure, Validated, fmt, overrides, param
 from sims import radial_attention as rs
 from theory import radial_attention as ra
 
@@ -92,45 +92,56 @@ def compute(cfg: Config) -> xr.Dataset:
 def claims(ds: xr.Dataset, cfg: Config) -> list[Claim]:
     out = []
     r = ds.nnz_over_snlog.values
-    out.append(Claim("n_log_n", "the mask's count is O(n log n) at fixed s: nnz / (s n log2 f) stays bounded as "
+    out.append(Claim(id="n_log_n",
+                     statement="the mask's count is O(n log n) at fixed s: nnz / (s n log2 f) stays bounded as "
                      "frames grow, under the quoted bound 4 s^2 f log2 f; density falls",
-                     "bounded ratio; nnz <= 4 s^2 f log2 f",
-                     f"ratio {fmt(float(r.min()), 3)} .. {fmt(float(r.max()), 3)}; nnz / bound "
+                     theory="bounded ratio; nnz <= 4 s^2 f log2 f",
+                     measured=f"ratio {fmt(float(r.min()), 3)} .. {fmt(float(r.max()), 3)}; nnz / bound "
                      f"{fmt(float(ds.nnz_over_bound.min()), 3)} .. {fmt(float(ds.nnz_over_bound.max()), 3)}; density "
                      f"{fmt(float(ds.density.values[0, 0]), 3)} -> {fmt(float(ds.density.values[0, -1]), 3)} (s = 64)",
-                     "ratio in [1.9, 2.9]; bound ratio <= 1; density decreasing",
-                     bool(r.min() >= 1.9 and r.max() <= 2.9 and ds.nnz_over_bound.max() <= 1
+                     statistic="ratio in [1.9, 2.9]; bound ratio <= 1; density decreasing",
+                     passed=bool(r.min() >= 1.9 and r.max() <= 2.9 and ds.nnz_over_bound.max() <= 1
                           and np.all(np.diff(ds.density.values, axis=1) < 0))))
     full = ds.band_nnz.values[:6]
-    out.append(Claim("equal_cost_bands", "each band (frame distance 2^r .. 2^(r+1)) costs about the same compute "
-                     "(f = s = 256)", "equal", f"bands 0-5: {fmt(full / 1e6, 3)} M entries", "max / min <= 1.3",
-                     bool(full.max() / full.min() <= 1.3)))
+    out.append(Claim(id="equal_cost_bands",
+                     statement="each band (frame distance 2^r .. 2^(r+1)) costs about the same compute "
+                     "(f = s = 256)", theory="equal", measured=f"bands 0-5: {fmt(full / 1e6, 3)} M entries",
+                     statistic="max / min <= 1.3",
+                     passed=bool(full.max() / full.min() <= 1.3)))
     sp = ds.hunyuan_speedup.sel(video_frames=497).item()  # 497 is in hunyuan_frames (Config.check)
-    out.append(Claim("readme_9x", "the authors' block mask gives about 9x less attention compute than dense for "
-                     "HunyuanVideo at ~500 frames, 720p (README)", "~9x",
-                     f"{fmt(sp, 3)}x (Eq. 4 at token level: {fmt(ds.eq4_speedup.sel(video_frames=497).item(), 3)}x)",
-                     "in [8, 10]", bool(8 <= sp <= 10)))
+    out.append(Claim(id="readme_9x",
+                     statement="the authors' block mask gives about 9x less attention compute than dense for "
+                     "HunyuanVideo at ~500 frames, 720p (README)", theory="~9x",
+                     measured=f"{fmt(sp, 3)}x (Eq. 4 at token level: "
+                              f"{fmt(ds.eq4_speedup.sel(video_frames=497).item(), 3)}x)",
+                     statistic="in [8, 10]", passed=bool(8 <= sp <= 10)))
     w = ds.wan_sparsity.values
-    out.append(Claim("issue_61_sparsity", "the port reproduces the sparsity a user printed for Wan 2.1 at 768 x 1280, "
-                     "69 frames, decay 0.2, and its saturation (issue #61)", "0.7366323471069336, saturated",
-                     f"{w[0]:.10f} (decay 0.02: {w[1]:.10f}); HEAD: {w[2]:.4f}", "|diff| <= 1e-6 and equal at 0.02",
-                     bool(abs(w[0] - 0.7366323471069336) <= 1e-6 and w[1] == w[0])))
+    out.append(Claim(id="issue_61_sparsity",
+                     statement="the port reproduces the sparsity a user printed for Wan 2.1 at 768 x 1280, "
+                     "69 frames, decay 0.2, and its saturation (issue #61)", theory="0.7366323471069336, saturated",
+                     measured=f"{w[0]:.10f} (decay 0.02: {w[1]:.10f}); HEAD: {w[2]:.4f}",
+                     statistic="|diff| <= 1e-6 and equal at 0.02",
+                     passed=bool(abs(w[0] - 0.7366323471069336) <= 1e-6 and w[1] == w[0])))
     ratio = ds.err_measured.values / ds.err_predicted.values
     ok = ds.err_predicted.values > 1e-12
-    out.append(Claim("error_exponent", "under planted decay the masked-softmax L1 error follows exp(-min_r(alpha 2^r "
-                     "+ beta s / 2^r)) (~exp(-2 sqrt(alpha beta s)): sub-exponential in s)", "ratio bounded",
-                     f"measured / predicted {fmt(float(ratio[ok].min()), 3)} .. {fmt(float(ratio[ok].max()), 3)}",
-                     "in [0.1, 20]", bool(ratio[ok].min() >= 0.1 and ratio[ok].max() <= 20)))
+    out.append(Claim(id="error_exponent",
+                     statement="under planted decay the masked-softmax L1 error follows exp(-min_r(alpha 2^r "
+                     "+ beta s / 2^r)) (~exp(-2 sqrt(alpha beta s)): sub-exponential in s)", theory="ratio bounded",
+                     measured=f"measured / predicted {fmt(float(ratio[ok].min()), 3)} .. "
+                              f"{fmt(float(ratio[ok].max()), 3)}",
+                     statistic="in [0.1, 20]", passed=bool(ratio[ok].min() >= 0.1 and ratio[ok].max() <= 20)))
     viol = ds.err_measured.values > ds.err_quoted_bound.values
     idx = np.argwhere(viol)
     ex = "; ".join(f"{ds.rates.values[a]}, s = {int(ds.err_s.values[b])}: measured "
                    f"{fmt(float(ds.err_measured.values[a, b]), 2)} > bound "
                    f"{fmt(float(ds.err_quoted_bound.values[a, b]), 2)}" for a, b in idx[:3])
-    out.append(Claim("quoted_error_bound", "the quoted error bound of Sec. 4.2 (C_rel [8 e^(-beta(s/2+1)) / ((1-e^-a)"
+    out.append(Claim(id="quoted_error_bound",
+                     statement="the quoted error bound of Sec. 4.2 (C_rel [8 e^(-beta(s/2+1)) / ((1-e^-a)"
                      "(1-e^-b)) + 4 (1+e^-b)/(1-e^-b) e^(-alpha(s+1))/(1-e^-a)] = O(e^(-min(beta/2, alpha) s))) holds "
-                     "for the Eq. 4 mask, C_rel = 1", "measured <= bound",
-                     f"{int(viol.sum())} of {viol.size} (rates, s) violate it", "no violation", bool(not viol.any()),
-                     "" if not viol.any() else
+                     "for the Eq. 4 mask, C_rel = 1", theory="measured <= bound",
+                     measured=f"{int(viol.sum())} of {viol.size} (rates, s) violate it", statistic="no violation",
+                     passed=bool(not viol.any()),
+                     finding="" if not viol.any() else
                      f"Counterexample to the bound as quoted (the paper's text was not available to check the exact "
                      f"statement): {ex}. The dropped mass decays like exp(-2 sqrt(alpha beta s)) (previous claim), "
                      "slower than any exp(-c s): Eq. 4 keeps frame distance 2^r only within spatial distance s/2^r, "
@@ -189,3 +200,10 @@ def plot(ds: xr.Dataset, cfg: Config):
     ax.set_title(f"masked-softmax error, planted decay, f = {cfg.error_frames}", fontsize=9)
     ax.legend(fontsize=6)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "max_log2_frames=6", "error_frames=16", "error_s=8,16")},
+)

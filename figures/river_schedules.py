@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
+from figures._core import Claim, Figure, Validated, band, fmt, mean_se, overrides, param, zscores
 from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
@@ -101,10 +101,12 @@ def claims(ds, cfg):
     z, _, _ = zscores(L, ds.pred_loss.values)
     n_div = int(ds.diverged.sum())
     out.append(Claim(
-        "loss_decomposition",
-        f"straight river: E loss = river loss (GD on l) + exact hill excess, {len(FAMILY)} schedules, every record",
-        "l(u_t) + sum_i a_i V_t,i / 2", f"max |z| = {fmt(z.max())} over {z.size} points; {n_div} diverged",
-        f"|mean - theory| / SE <= {cfg.n_sigma}", bool(z.max() <= cfg.n_sigma and n_div == 0)))
+        id="loss_decomposition",
+        statement=f"straight river: E loss = river loss (GD on l) + exact hill excess, {len(FAMILY)} schedules, every "
+                  "record",
+        theory="l(u_t) + sum_i a_i V_t,i / 2",
+        measured=f"max |z| = {fmt(z.max())} over {z.size} points; {n_div} diverged",
+        statistic=f"|mean - theory| / SE <= {cfg.n_sigma}", passed=bool(z.max() <= cfg.n_sigma and n_div == 0)))
     # collapse in tau: mean river loss vs gradient flow at tau; tolerance = the exact GD-vs-flow
     # discretization error of the worst schedule (computed from theory alone) + n_sigma SE
     R = ds.river_loss.transpose("seed", "schedule", "step").values.astype(np.float64)
@@ -117,24 +119,26 @@ def claims(ds, cfg):
     # the same curves at equal STEP spread far more (cosine has half the tau of constant)
     spread_step = (m.max(0) - m.min(0)) / m.min(0)
     out.append(Claim(
-        "collapse_in_tau",
-        "river loss depends on the schedule only through tau = sum of lrs (gradient flow in tau)",
-        f"l(u_flow(tau)); discretization bound {fmt(disc.max(), 3)} (rel.)",
-        f"max rel. deviation from flow {fmt(rel.max(), 3)} (vs spread at equal step {fmt(spread_step.max(), 3)})",
-        f"max rel. dev <= exact-GD discretization bound + {cfg.n_sigma} SE = {fmt(tol, 3)}",
-        bool(rel.max() <= tol and spread_step.max() > 3 * rel.max())))
+        id="collapse_in_tau",
+        statement="river loss depends on the schedule only through tau = sum of lrs (gradient flow in tau)",
+        theory=f"l(u_flow(tau)); discretization bound {fmt(disc.max(), 3)} (rel.)",
+        measured=f"max rel. deviation from flow {fmt(rel.max(), 3)} (vs spread at equal step "
+                 f"{fmt(spread_step.max(), 3)})",
+        statistic=f"max rel. dev <= exact-GD discretization bound + {cfg.n_sigma} SE = {fmt(tol, 3)}",
+        passed=bool(rel.max() <= tol and spread_step.max() > 3 * rel.max())))
     for tag, kap in (("kneg", -cfg.kappa), ("kpos", cfg.kappa)):
         U = ds[f"u_{tag}"].values
         zk, mk, sek = zscores(U[:, -1], ds[f"u_ode_{tag}"].values[-1])
         zp = abs(mk - ds.u_gd_k.values[-1]) / sek
         out.append(Claim(
-            f"noise_drift_kappa_{kap:+g}",
-            f"hill sharpness a(u) = a e^({kap:+g} u): noise adds the drift -sum kappa eta sigma^2/(2(2-eta a(u))) "
+            id=f"noise_drift_kappa_{kap:+g}",
+            statement=f"hill sharpness a(u) = a e^({kap:+g} u): noise adds the drift -sum kappa eta sigma^2/(2(2-eta "
+                      "a(u))) "
             "to the river (plain GD on l misses it)",
-            f"u_T = {fmt(ds[f'u_ode_{tag}'].values[-1])} (plain GD: {fmt(ds.u_gd_k.values[-1])})",
-            f"u_T = {fmt(mk)} +- {fmt(sek, 2)}; |z| = {fmt(zk)} vs plain GD |z| = {fmt(zp)}",
-            f"|z| <= {cfg.n_sigma} for the corrected ODE and > {cfg.n_sigma} for plain GD",
-            bool(zk <= cfg.n_sigma and zp > cfg.n_sigma and not ds[f"div_{tag}"].any())))
+            theory=f"u_T = {fmt(ds[f'u_ode_{tag}'].values[-1])} (plain GD: {fmt(ds.u_gd_k.values[-1])})",
+            measured=f"u_T = {fmt(mk)} +- {fmt(sek, 2)}; |z| = {fmt(zk)} vs plain GD |z| = {fmt(zp)}",
+            statistic=f"|z| <= {cfg.n_sigma} for the corrected ODE and > {cfg.n_sigma} for plain GD",
+            passed=bool(zk <= cfg.n_sigma and zp > cfg.n_sigma and not ds[f"div_{tag}"].any())))
     return out
 
 
@@ -165,3 +169,10 @@ def plot(ds, cfg):
                title=r"sharpness $a(u)=a e^{\kappa u}$ bends the river")
     axs[2].legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=200", "sim.n_steps=400", "sim.log_every=20")},
+)

@@ -12,7 +12,7 @@ import xarray as xr
 from scipy.optimize import least_squares
 from scipy.stats import spearmanr
 
-from figures._core import Claim, Validated, fmt, mean_se, param
+from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
 from sims import schedules as S
 from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep, tune_lr
@@ -139,12 +139,15 @@ def claims(ds, cfg):
     lim = float(tab[names.index("linear decay"), -1] * np.sqrt(Ts[-1]))
     ok = finite and lin_best and abs(lim - 2) < 0.01
     out.append(Claim(
-        "tuned_bound_table", "the tuned last-iterate bound (D = G = 1), float64, for every schedule and horizon "
+        id="tuned_bound_table",
+        statement="the tuned last-iterate bound (D = G = 1), float64, for every schedule and horizon "
         "(rows: schedule; columns: T = " + ", ".join(f"{int(T):g}" for T in Ts) + ")",
-        "finite everywhere; linear decay the smallest at every T (worst-case optimal); sqrt(T) x bound(linear) -> 2",
-        "; ".join(f"{n}: " + fmt(tab[j], 4) for j, n in enumerate(names)) + f"; sqrt(T) x linear at T = "
-        f"{int(Ts[-1]):g}: {fmt(lim, 5)}", "all finite, linear smallest in every column, |sqrt(T) bound - 2| < 0.01",
-        ok))
+        theory="finite everywhere; linear decay the smallest at every T (worst-case optimal); sqrt(T) x bound(linear) "
+               "-> 2",
+        measured="; ".join(f"{n}: " + fmt(tab[j], 4) for j, n in enumerate(names)) + f"; sqrt(T) x linear at T = "
+        f"{int(Ts[-1]):g}: {fmt(lim, 5)}",
+        statistic="all finite, linear smallest in every column, |sqrt(T) bound - 2| < 0.01",
+        passed=ok))
     for prob in ds.problem.values:
         f, m, se, lrs = _summ(ds, prob)
         best = np.nanargmin(m, axis=0)
@@ -158,19 +161,21 @@ def claims(ds, cfg):
         C, Gm = np.meshgrid(lrs, np.arange(len(names)), indexing="ij")
         (D2, G2), r2 = _fit(C, m, t1[Gm], t23[Gm])
         out.append(Claim(
-            f"ranking_{prob}", f"{prob}: the tuned final losses of the 6 schedules rank as the tuned bound does",
-            "bound ranking " + " < ".join(names[i] for i in np.argsort(bound_tuned)),
-            "sim ranking " + " < ".join(names[i] for i in np.argsort(tuned)) + f"; Spearman {fmt(rho, 3)}"
-            + tuned_txt, "Spearman rank correlation >= 0.7 (each schedule at its own tuned lr, interior)",
-            bool(rho >= 0.7 and tin.all())))
+            id=f"ranking_{prob}",
+            statement=f"{prob}: the tuned final losses of the 6 schedules rank as the tuned bound does",
+            theory="bound ranking " + " < ".join(names[i] for i in np.argsort(bound_tuned)),
+            measured="sim ranking " + " < ".join(names[i] for i in np.argsort(tuned)) + f"; Spearman {fmt(rho, 3)}"
+            + tuned_txt, statistic="Spearman rank correlation >= 0.7 (each schedule at its own tuned lr, interior)",
+            passed=bool(rho >= 0.7 and tin.all())))
         right = (C >= lrs[best][None, Gm[0]]) & np.isfinite(m)  # each schedule's noise side (lr >= its best)
         _, r2_right = _fit(C[right], m[right], t1[Gm][right], t23[Gm][right])
         ok = r2 >= 0.7
         out.append(Claim(
-            f"loss_vs_lr_shape_{prob}", f"{prob} ({CLASS[prob]}): one (D, G) per problem makes the bound fit final "
-            "loss vs peak lr for all 6 schedules", "Omega(c) = D^2 t1/c + c G^2 (t2 + t3)",
-            f"R^2 (log) = {fmt(r2, 3)}; a separate fit on the noise side only (lr >= each best) R^2 = "
-            f"{fmt(r2_right, 3)}", "R^2 >= 0.7 for the fit over all lrs", bool(ok),
+            id=f"loss_vs_lr_shape_{prob}",
+            statement=f"{prob} ({CLASS[prob]}): one (D, G) per problem makes the bound fit final "
+            "loss vs peak lr for all 6 schedules", theory="Omega(c) = D^2 t1/c + c G^2 (t2 + t3)",
+            measured=f"R^2 (log) = {fmt(r2, 3)}; a separate fit on the noise side only (lr >= each best) R^2 = "
+            f"{fmt(r2_right, 3)}", statistic="R^2 >= 0.7 for the fit over all lrs", passed=bool(ok),
             finding="" if ok else "the small-lr side does not follow D^2/(2 c S_T): on these well-conditioned "
             "finite-sum problems SGD forgets its start exponentially fast at small lr, while the worst-case "
             "bound for Lipschitz convex f decays only as 1/c. " + EXPECT[prob]))
@@ -179,9 +184,12 @@ def claims(ds, cfg):
         ratio_b = c_star[i_wsd] / c_star[i_lin]
         ratio_s = tlr[i_wsd] / tlr[i_lin]
         out.append(Claim(
-            f"optimal_lr_ratio_{prob}", f"{prob}: the best peak lr of WSD (20% cooldown) relative to linear decay",
-            f"c*_WSD / c*_linear = {fmt(ratio_b, 3)}", f"{fmt(ratio_s, 3)} (grid refined to x2^(1/4) at the optimum)",
-            "within a factor 1.5 (one grid step ~ 1.41 plus noise)", bool(1 / 1.5 <= ratio_s / ratio_b <= 1.5)))
+            id=f"optimal_lr_ratio_{prob}",
+            statement=f"{prob}: the best peak lr of WSD (20% cooldown) relative to linear decay",
+            theory=f"c*_WSD / c*_linear = {fmt(ratio_b, 3)}",
+            measured=f"{fmt(ratio_s, 3)} (grid refined to x2^(1/4) at the optimum)",
+            statistic="within a factor 1.5 (one grid step ~ 1.41 plus noise)",
+            passed=bool(1 / 1.5 <= ratio_s / ratio_b <= 1.5)))
         gap_b = bound_tuned[i_wsd] / bound_tuned[i_cos] - 1
         gap_s = tuned[i_wsd] / tuned[i_cos] - 1
         # the gap's SE by the delta method on the paired per-seed values
@@ -190,11 +198,12 @@ def claims(ds, cfg):
         both_in = bool(tin[i_wsd] and tin[i_cos])
         ok = gap_s <= 0.1
         out.append(Claim(
-            f"wsd_matches_cosine_{prob}", f"{prob}: WSD with a 20% cooldown matches cosine (each at its own tuned "
-            "peak lr, within 10%)", f"bound: WSD {fmt(100 * gap_b, 3)}% above cosine",
-            f"sim: WSD {fmt(100 * gap_s, 3)} +- {fmt(100 * gap_se, 2)}% above cosine (tuned lr WSD "
+            id=f"wsd_matches_cosine_{prob}",
+            statement=f"{prob}: WSD with a 20% cooldown matches cosine (each at its own tuned "
+            "peak lr, within 10%)", theory=f"bound: WSD {fmt(100 * gap_b, 3)}% above cosine",
+            measured=f"sim: WSD {fmt(100 * gap_s, 3)} +- {fmt(100 * gap_se, 2)}% above cosine (tuned lr WSD "
             f"{fmt(tlr[i_wsd], 3)}, cosine {fmt(tlr[i_cos], 3)}, both interior: {both_in})",
-            "sim gap <= 10%, both optima interior", bool(ok and both_in),
+            statistic="sim gap <= 10%, both optima interior", passed=bool(ok and both_in),
             finding="" if ok or not both_in else f"stands after the float64 fix with both peak lrs tuned (interior, "
             f"grid refined to x2^(1/4)): at T = {cfg.sim.n_steps} steps of batch-1 SGD the simulated gap is far larger "
             f"than the bound's {fmt(100 * gap_b, 3)}%. The bound is a worst case over convex Lipschitz problems "
@@ -207,11 +216,12 @@ def claims(ds, cfg):
         pred = bound_tuned[i_sq] < bound_tuned[i_wsd]
         agree = (np.nanmean(d) > -2 * dse) if pred else (np.nanmean(d) < 2 * dse)
         out.append(Claim(
-            f"sqrt_vs_linear_cooldown_{prob}", f"{prob}: 1-sqrt cooldown beats linear cooldown where the bound says so",
-            f"bound: 1-sqrt {'<' if pred else '>'} linear "
+            id=f"sqrt_vs_linear_cooldown_{prob}",
+            statement=f"{prob}: 1-sqrt cooldown beats linear cooldown where the bound says so",
+            theory=f"bound: 1-sqrt {'<' if pred else '>'} linear "
             f"({fmt(bound_tuned[i_sq], 4)} vs {fmt(bound_tuned[i_wsd], 4)})",
-            f"sim: linear - 1-sqrt = {fmt(np.nanmean(d), 3)} +- {fmt(dse, 2)}",
-            "the sim difference is not significantly (2 SE) of the opposite sign", bool(agree)))
+            measured=f"sim: linear - 1-sqrt = {fmt(np.nanmean(d), 3)} +- {fmt(dse, 2)}",
+            statistic="the sim difference is not significantly (2 SE) of the opposite sign", passed=bool(agree)))
     return out
 
 
@@ -268,3 +278,10 @@ def plot(ds, cfg):
                  "sim mean +- 2 SE; large filled: each schedule at its tuned lr; lines: the last-iterate bound with "
                  "one (D, G) fitted per problem", fontsize=9)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=16", "sim.n_steps=400", "half_octaves=3", "problems=abs", "bound_horizons=100,1000")},
+)

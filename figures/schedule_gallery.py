@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, fmt, param
+from figures._core import Claim, Figure, Validated, fmt, overrides, param
 from sims import schedules as S
 from theory import schedules as ts
 
@@ -74,22 +74,29 @@ def claims(ds, cfg):
     T = cfg.T
     exact = (T - 1 - np.arange(T)) / (T - 1)
     err = float(np.abs(ds.refine_const.values - exact).max())
-    out.append(Claim("refine_constant_is_linear", "refinement of a constant gradient-norm sequence is exactly linear "
-                     "decay", "w_t = (T - t)/(T - 1)", f"max |diff| = {fmt(err, 2)}", "<= 1e-12", err <= 1e-12))
+    out.append(Claim(id="refine_constant_is_linear",
+                     statement="refinement of a constant gradient-norm sequence is exactly linear "
+                     "decay", theory="w_t = (T - t)/(T - 1)", measured=f"max |diff| = {fmt(err, 2)}",
+                     statistic="<= 1e-12", passed=err <= 1e-12))
     r = ds.refine_shape.values
     warm = int(np.argmax(r))
     last = r[-T // 10:]
     lin_last = exact[-T // 10:]
-    out.append(Claim("refine_shape", "large early norms give a warmup, rising late norms a faster final anneal than "
-                     "linear", "peak after step 0; below linear over the last 10%",
-                     f"peak at step {warm} (w_0 = {fmt(r[0], 2)}); mean over last 10% {fmt(last.mean(), 3)} vs linear "
-                     f"{fmt(lin_last.mean(), 3)}", "w_0 < 0.5 max, peak at t > 0, last-10% mean below linear's",
-                     bool(r[0] < 0.5 and warm > 0 and last.mean() < lin_last.mean())))
+    out.append(Claim(id="refine_shape",
+                     statement="large early norms give a warmup, rising late norms a faster final anneal than "
+                     "linear", theory="peak after step 0; below linear over the last 10%",
+                     measured=f"peak at step {warm} (w_0 = {fmt(r[0], 2)}); mean over last 10% {fmt(last.mean(), 3)} "
+                              "vs linear "
+                     f"{fmt(lin_last.mean(), 3)}",
+                     statistic="w_0 < 0.5 max, peak at t > 0, last-10% mean below linear's",
+                     passed=bool(r[0] < 0.5 and warm > 0 and last.mean() < lin_last.mean())))
     b = dict(zip(ds.schedule.values, ds.tuned_bound.values))
-    out.append(Claim("bound_linear_best", "under the tuned last-iterate bound linear decay beats cosine and constant",
-                     "linear < cosine < constant", f"linear {fmt(b['linear decay'])}, cosine {fmt(b['cosine'])}, "
-                     f"constant {fmt(b['constant'])}, REX {fmt(b['REX'])}", "strict order",
-                     bool(b["linear decay"] < b["cosine"] < b["constant"])))
+    out.append(Claim(id="bound_linear_best",
+                     statement="under the tuned last-iterate bound linear decay beats cosine and constant",
+                     theory="linear < cosine < constant",
+                     measured=f"linear {fmt(b['linear decay'])}, cosine {fmt(b['cosine'])}, "
+                     f"constant {fmt(b['constant'])}, REX {fmt(b['REX'])}", statistic="strict order",
+                     passed=bool(b["linear decay"] < b["cosine"] < b["constant"])))
     eta = ds.opt_eta.values
     lin = ds.lin_tuned.values
     dist = float(np.linalg.norm(eta - lin) / np.linalg.norm(lin))
@@ -99,14 +106,16 @@ def claims(ds, cfg):
     measured = (f"rel. L2 distance {fmt(dist, 3)}; max deviation on the first 90% {fmt(dist_body, 3)} of the "
                 f"peak; bound {fmt(float(ds.opt_bound))} vs tuned linear {fmt(float(ds.lin_bound))} "
                 f"({fmt(100 * gain, 2)}% lower)")
-    out.append(Claim("optimal_schedule_is_linear",
-                     "the numerically optimal schedule (L-BFGS-B on the bound) is close to linear decay",
-                     "linear decay (T -> infinity)", measured,
-                     "rel. L2 distance <= 0.1 and optimum no worse than linear", bool(dist <= 0.1 and gain >= 0)))
+    out.append(Claim(id="optimal_schedule_is_linear",
+                     statement="the numerically optimal schedule (L-BFGS-B on the bound) is close to linear decay",
+                     theory="linear decay (T -> infinity)", measured=measured,
+                     statistic="rel. L2 distance <= 0.1 and optimum no worse than linear",
+                     passed=bool(dist <= 0.1 and gain >= 0)))
     rx = S.as_array(S.rex(1.0, 4), 4)
-    out.append(Claim("rex_profile", "REX profile 2(1-z)/(2-z): eta(0.5) = 2/3, eta(0.75) = 0.4, above linear on (0,1)",
-                     "[1, 0.857, 0.667, 0.4]", fmt(rx, 4), "abs error <= 1e-6",
-                     bool(np.allclose(rx, [1, 6 / 7, 2 / 3, 0.4], atol=1e-6)
+    out.append(Claim(id="rex_profile",
+                     statement="REX profile 2(1-z)/(2-z): eta(0.5) = 2/3, eta(0.75) = 0.4, above linear on (0,1)",
+                     theory="[1, 0.857, 0.667, 0.4]", measured=fmt(rx, 4), statistic="abs error <= 1e-6",
+                     passed=bool(np.allclose(rx, [1, 6 / 7, 2 / 3, 0.4], atol=1e-6)
                           and np.all(ts.rex_profile(np.linspace(0.01, 0.99, 99)) > 1 - np.linspace(0.01, 0.99, 99)))))
     return out
 
@@ -133,3 +142,10 @@ def plot(ds, cfg):
     axs[2].set(xlabel="step", ylabel=r"$\eta_t$", title=f"bound-optimal schedule, T = {cfg.T_opt}")
     axs[2].legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"])},
+)

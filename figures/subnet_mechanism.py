@@ -6,18 +6,18 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures import _subnet
-from figures._core import Claim, fmt
+from figures._core import Claim, Figure, fmt, overrides
+from sims import subnet_experiment as experiment
 
 NAME = "subnet_mechanism"
 DESCRIPTION = "Bigram subnetworks: ablation vs random null, overlap with optimal pruning, residual-stream lens"
-PAPER = _subnet.PAPER
-Config = _subnet.Config
-PRESETS = _subnet.PRESETS
+PAPER = experiment.PAPER
+Config = experiment.ExperimentConfig
+PRESETS = {"quick": Config(), "full": experiment.FULL}
 
 
 def compute(cfg):
-    return _subnet.compute_all(cfg)
+    return experiment.run(cfg)
 
 
 def claims(ds, cfg):
@@ -26,21 +26,24 @@ def claims(ds, cfg):
     null = ds.null_loss.sel(pos_type="non-trigger").values
     full = ds.full_loss.sel(pos_type="non-trigger").item()
     z = (nt - null.mean()) / null.std(ddof=1)
-    out.append(Claim("necessity_vs_random",
-                     "necessity: removing the bigram subnetwork from the full model raises the non-trigger (bigram) "
+    out.append(Claim(id="necessity_vs_random",
+                     statement="necessity: removing the bigram subnetwork from the full model raises the non-trigger "
+                               "(bigram) "
                      "loss far more than removing random subnetworks with the same per-block counts",
-                     "removed >> random null",
-                     f"full {full:.3f}, bigram subnetwork removed {nt:.3f}, random null {null.mean():.3f} +- "
+                     theory="removed >> random null",
+                     measured=f"full {full:.3f}, bigram subnetwork removed {nt:.3f}, random null {null.mean():.3f} +- "
                      f"{null.std(ddof=1):.3f} ({null.size} masks): z = {z:.1f}",
-                     "z > 3 against the null's own spread", bool(z > 3)))
+                     statistic="z > 3 against the null's own spread", passed=bool(z > 3)))
     oz = ds.attrs["overlap_z"]
-    out.append(Claim("overlap_optimal_pruning",
-                     "the bigram subnetwork overlaps the optimal-pruning (self-distillation) subnetwork above the "
+    out.append(Claim(id="overlap_optimal_pruning",
+                     statement="the bigram subnetwork overlaps the optimal-pruning (self-distillation) subnetwork "
+                               "above the "
                      "random null",
-                     "overlap > null",
-                     f"overlap {ds.attrs['overlap']:.0f} vs null mean {ds.attrs['overlap_null_mean']:.1f} (kept "
+                     theory="overlap > null",
+                     measured=f"overlap {ds.attrs['overlap']:.0f} vs null mean {ds.attrs['overlap_null_mean']:.1f} "
+                              "(kept "
                      f"{ds.attrs['kept_bigram']} and {ds.attrs['kept_opt']}): z = {oz:.1f}",
-                     "z > 3 (exact hypergeometric null per block)", bool(oz > 3)))
+                     statistic="z > 3 (exact hypergeometric null per block)", passed=bool(oz > 3)))
     L = cfg.base.n_layers
     for i, m in enumerate(ds.model.values):
         rec, kl = ds.lens_recall.values[i], ds.lens_kl.values[i]
@@ -56,13 +59,15 @@ def claims(ds, cfg):
                        f"same picture as the kept weights (MLP kept fraction by layer {fmt(np.array(mlp), 3)}): this "
                        "toy computes its bigram map in the later MLPs, not in the first block, so the paper's "
                        "first-layer transition (pretrained LMs) does not appear here.")
-        out.append(Claim(f"lens_first_layer_{m.replace(' ', '_')}",
-                         f"residual-stream lens ({m}): the largest change, current-token recall down and next-token "
+        out.append(Claim(id=f"lens_first_layer_{m.replace(' ', '_')}",
+                         statement=f"residual-stream lens ({m}): the largest change, current-token recall down and "
+                                   "next-token "
                          "fit up, happens at the first layer",
-                         "largest drop of recall and of KL at block 1 (depth 0 -> 1)",
-                         f"recall@1 by depth {fmt(rec, 3)}; KL to own output {fmt(kl, 3)}",
-                         "depth 0->1 is the most negative change of recall (all blocks) and of KL (blocks before the "
-                         "last, whose lens is exact by construction)", ok, finding))
+                         theory="largest drop of recall and of KL at block 1 (depth 0 -> 1)",
+                         measured=f"recall@1 by depth {fmt(rec, 3)}; KL to own output {fmt(kl, 3)}",
+                         statistic="depth 0->1 is the most negative change of recall (all blocks) and of KL (blocks "
+                                   "before the "
+                         "last, whose lens is exact by construction)", passed=ok, finding=finding))
     return out
 
 
@@ -93,3 +98,15 @@ def plot(ds, cfg):
     axes[1].set_xticks(ds.depth.values)
     axes[2].set_xticks(ds.depth.values)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "base.n_steps=100", "base.log_every=50", "mask.n_steps=100", "lams=1.0", "null_samples=8",
+        "base.d_model=16", "base.seq_len=8")},
+    not_at_tiny={
+        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
+             "state a status",
+    },
+)

@@ -6,18 +6,18 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures import _subnet
-from figures._core import Claim, fmt
+from figures._core import Claim, Figure, fmt, overrides
+from sims import subnet_experiment as experiment
 
 NAME = "subnet_sparsity"
 DESCRIPTION = "Bigram subnetworks by continuous sparsification: kept fraction vs lambda, per block, surprisal scatter"
-PAPER = _subnet.PAPER
-Config = _subnet.Config
-PRESETS = _subnet.PRESETS
+PAPER = experiment.PAPER
+Config = experiment.ExperimentConfig
+PRESETS = {"quick": Config(), "full": experiment.FULL}
 
 
 def compute(cfg):
-    return _subnet.compute_all(cfg)
+    return experiment.run(cfg)
 
 
 def _attn_mlp(ds, var="kept_block"):
@@ -35,16 +35,18 @@ def claims(ds, cfg):
     kept = d.kept_total.values
     curve = ", ".join(f"lambda={lam:g}: {float(ds.kept_total.sel(lam=lam).mean()):.3f} kept, "
                       f"r={float(ds.pearson_r.sel(lam=lam).mean()):.3f}" for lam in ds.lam.values)
-    out.append(Claim("bigram_subnetwork_small",
-                     "a small fraction of the block parameters reproduces the true bigram: Pearson r between "
+    out.append(Claim(id="bigram_subnetwork_small",
+                     statement="a small fraction of the block parameters reproduces the true bigram: Pearson r between "
                      "subnetwork and bigram surprisal > 0.95 (held-out Bigram-Backcopy text, non-trigger positions: "
                      "there the next token is a bigram draw; at a trigger it is the copy, whose bigram probability "
                      "can be 0)",
-                     f"r > {cfg.r_target} with a small kept fraction",
-                     f"at lambda*={lam_star:g}: r {fmt(r, 4)} (all positions: {fmt(d.pearson_r_all.values, 3)}), "
+                     theory=f"r > {cfg.r_target} with a small kept fraction",
+                     measured=f"at lambda*={lam_star:g}: r {fmt(r, 4)} (all positions: "
+                              f"{fmt(d.pearson_r_all.values, 3)}), "
                      f"kept {fmt(kept, 3)} (curve: {curve})",
-                     "r >= r_target in every seed and kept < 10% of block parameters",
-                     bool(ds.attrs["lam_star_meets_target"] and np.all(r >= cfg.r_target) and np.all(kept < 0.10))))
+                     statistic="r >= r_target in every seed and kept < 10% of block parameters",
+                     passed=bool(ds.attrs["lam_star_meets_target"] and np.all(r >= cfg.r_target)
+                                 and np.all(kept < 0.10))))
     kb = d.kept_block.mean("seed")
     per_layer_mlp = [float(kb.sel(block=[f"L{i}.w1", f"L{i}.w2"]).mean()) for i in range(cfg.base.n_layers)]
     att, mlp = _attn_mlp(ds)
@@ -61,19 +63,20 @@ def claims(ds, cfg):
                    f"{float(ds.full_loss.sel(pos_type='non-trigger')):.3f}). The subnetwork follows where the trained "
                    f"model put the bigram map, which in a {cfg.base.n_layers}-layer Bigram-Backcopy model need not be "
                    "the first MLP (the first layer hosts the copy head); the paper's claim is about pretrained LMs.")
-    out.append(Claim("first_mlp_concentration",
-                     "the kept parameters concentrate in the first MLP layer (kept fraction per block)",
-                     "first MLP highest",
-                     f"first MLP {first:.3f}; other blocks max {max(others):.3f} (MLP per layer "
+    out.append(Claim(id="first_mlp_concentration",
+                     statement="the kept parameters concentrate in the first MLP layer (kept fraction per block)",
+                     theory="first MLP highest",
+                     measured=f"first MLP {first:.3f}; other blocks max {max(others):.3f} (MLP per layer "
                      f"{fmt(np.array(per_layer_mlp), 3)})",
-                     "first-MLP kept fraction > every other block's", passed, finding))
+                     statistic="first-MLP kept fraction > every other block's", passed=passed, finding=finding))
     att_frac = float(np.average(kb.values[att]))
     mlp_frac = float(np.average(kb.values[mlp]))
-    out.append(Claim("attention_almost_unused",
-                     "link to the active-dormant mechanism: the bigram subnetwork of a Bigram-Backcopy model keeps "
+    out.append(Claim(id="attention_almost_unused",
+                     statement="link to the active-dormant mechanism: the bigram subnetwork of a Bigram-Backcopy model "
+                               "keeps "
                      "almost no attention weights (the attention serves the copy; at non-trigger tokens it is dormant)",
-                     "attention kept fraction ~ 0", f"attention {att_frac:.4f} vs MLP {mlp_frac:.4f}",
-                     "attention < 1/10 of the MLP fraction", bool(att_frac < mlp_frac / 10)))
+                     theory="attention kept fraction ~ 0", measured=f"attention {att_frac:.4f} vs MLP {mlp_frac:.4f}",
+                     statistic="attention < 1/10 of the MLP fraction", passed=bool(att_frac < mlp_frac / 10)))
     return out
 
 
@@ -115,3 +118,15 @@ def plot(ds, cfg):
            title=f"subnetwork vs bigram, r = {float(d.pearson_r):.3f}")
     ax.legend(fontsize=7, markerscale=4)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "base.n_steps=100", "base.log_every=50", "mask.n_steps=100", "lams=1.0", "null_samples=8",
+        "base.d_model=16", "base.seq_len=8")},
+    not_at_tiny={
+        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
+             "state a status",
+    },
+)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Validated, band, fmt, mean_se, param, zscores
+from figures._core import Claim, Figure, Validated, band, fmt, mean_se, overrides, param, zscores
 from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
@@ -97,20 +97,21 @@ def claims(ds, cfg):
     z, m, se = zscores(drop, pred_drop)
     stat = ds.stationary_excess.values
     out.append(Claim(
-        "decay_drop_exact",
-        "the loss drop over the decay phase equals the theory's (hill excess relaxes + river gain), every lr",
-        f"{fmt(pred_drop, 3)}", f"{fmt(m, 3)}; max |z| = {fmt(z.max())}",
-        f"paired drop per seed, |mean - theory| / SE <= {cfg.n_sigma}",
-        bool(z.max() <= cfg.n_sigma and not ds.diverged.any())))
+        id="decay_drop_exact",
+        statement="the loss drop over the decay phase equals the theory's (hill excess relaxes + river gain), every lr",
+        theory=f"{fmt(pred_drop, 3)}", measured=f"{fmt(m, 3)}; max |z| = {fmt(z.max())}",
+        statistic=f"paired drop per seed, |mean - theory| / SE <= {cfg.n_sigma}",
+        passed=bool(z.max() <= cfg.n_sigma and not ds.diverged.any())))
     ratio = m / stat
     out.append(Claim(
-        "decay_drop_is_hill_excess",
-        "the drop is set by the stationary hill excess at the stable lr, sum_i eta sigma^2/(2(2 - eta a_i)): "
+        id="decay_drop_is_hill_excess",
+        statement="the drop is set by the stationary hill excess at the stable lr, sum_i eta sigma^2/(2(2 - eta a_i)): "
         "it grows with eta",
-        f"stationary excess {fmt(stat, 3)}", f"drop / excess = {fmt(ratio, 3)}",
-        "drop increasing in eta and 0.8 <= drop/excess <= 1.2 for eta >= 0.05 (river gain and leftover excess "
+        theory=f"stationary excess {fmt(stat, 3)}", measured=f"drop / excess = {fmt(ratio, 3)}",
+        statistic="drop increasing in eta and 0.8 <= drop/excess <= 1.2 for eta >= 0.05 (river gain and leftover "
+                  "excess "
         "are the rest)",
-        bool(np.all(np.diff(m) > 0) and np.all(np.abs(ratio[np.asarray(cfg.lrs) >= 0.05] - 1) <= 0.2))))
+        passed=bool(np.all(np.diff(m) > 0) and np.all(np.abs(ratio[np.asarray(cfg.lrs) >= 0.05] - 1) <= 0.2))))
     F = ds.frac_final.values.astype(np.float64)
     fm = F.mean(1)
     fse = mean_se(F, axis=1)[1]
@@ -120,13 +121,13 @@ def claims(ds, cfg):
     diff = F[cos] - F[best]  # paired (common random numbers)
     dse = mean_se(diff)[1]
     out.append(Claim(
-        "wsd_beats_cosine",
-        "at equal steps WSD with its best (short) decay reaches a final loss at least as low as cosine's",
-        f"WSD(f={fmt(ds.frac.values[best], 2)}) {fmt(ds.frac_pred.values[best])} "
+        id="wsd_beats_cosine",
+        statement="at equal steps WSD with its best (short) decay reaches a final loss at least as low as cosine's",
+        theory=f"WSD(f={fmt(ds.frac.values[best], 2)}) {fmt(ds.frac_pred.values[best])} "
         f"vs cosine {fmt(ds.frac_pred.values[cos])}",
-        f"WSD {fmt(fm[best])} +- {fmt(fse[best], 2)} vs cosine {fmt(fm[cos])} +- {fmt(fse[cos], 2)}",
-        "paired difference cosine - WSD > -2 SE (at least as low)",
-        bool(diff.mean() > -2 * dse)))
+        measured=f"WSD {fmt(fm[best])} +- {fmt(fse[best], 2)} vs cosine {fmt(fm[cos])} +- {fmt(fse[cos], 2)}",
+        statistic="paired difference cosine - WSD > -2 SE (at least as low)",
+        passed=bool(diff.mean() > -2 * dse)))
     fr = ds.frac.values[wsd]
     f_theory = float(ds.fine.values[np.argmin(ds.fine_pred.values)])
     f_sim = float(fr[np.argmin(fm[wsd])])
@@ -135,11 +136,12 @@ def claims(ds, cfg):
     ok_set = fr[max(0, j - 1): j + 2]
     zf, _, _ = zscores(F[wsd].T, ds.frac_pred.values[wsd])
     out.append(Claim(
-        "optimal_decay_fraction",
-        "the simulated best decay fraction matches the theory's optimum (and every point matches theory)",
-        f"f* = {fmt(f_theory, 3)} (continuous optimum)", f"f* = {fmt(f_sim, 3)} on the grid; max |z| = {fmt(zf.max())}",
-        f"grid argmin within one grid step of the theory optimum; |z| <= {cfg.n_sigma}",
-        bool(f_sim in ok_set and zf.max() <= cfg.n_sigma)))
+        id="optimal_decay_fraction",
+        statement="the simulated best decay fraction matches the theory's optimum (and every point matches theory)",
+        theory=f"f* = {fmt(f_theory, 3)} (continuous optimum)",
+        measured=f"f* = {fmt(f_sim, 3)} on the grid; max |z| = {fmt(zf.max())}",
+        statistic=f"grid argmin within one grid step of the theory optimum; |z| <= {cfg.n_sigma}",
+        passed=bool(f_sim in ok_set and zf.max() <= cfg.n_sigma)))
     return out
 
 
@@ -179,3 +181,11 @@ def plot(ds, cfg):
                title=rf"final loss vs decay fraction ($\eta={cfg.frac_lr:g}$, {cfg.sim.n_steps} steps)")
     axs[2].legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=200", "sim.n_steps=400", "sim.log_every=20", "lrs=0.05,0.15",
+        "fractions=0.1,0.5,1.0")},
+)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Diverged, Validated, fmt, mean_se, param
+from figures._core import Claim, Diverged, Figure, Validated, fmt, mean_se, overrides, param
 from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
@@ -105,14 +105,16 @@ def claims(ds, cfg):
     m = L.mean(-1)
     se = mean_se(L, axis=-1)[1]
     z = np.abs(m - ds.ckpt_pred.values) / se
-    out.append(Claim("checkpoints_match_theory", "every checkpoint's mean loss matches the exact prediction",
-                     "l(u_t) + exact hill excess", f"max |z| = {fmt(z.max())} over {z.size} checkpoints",
-                     f"|z| <= {cfg.n_sigma}", bool(z.max() <= cfg.n_sigma)))
+    out.append(Claim(id="checkpoints_match_theory",
+                     statement="every checkpoint's mean loss matches the exact prediction",
+                     theory="l(u_t) + exact hill excess",
+                     measured=f"max |z| = {fmt(z.max())} over {z.size} checkpoints",
+                     statistic=f"|z| <= {cfg.n_sigma}", passed=bool(z.max() <= cfg.n_sigma)))
     protos = _protocols(cfg)
     comps = {k: p.compute for k, p in protos.items()}
-    out.append(Claim("equal_compute", "the three protocols spend the same total steps for all checkpoints",
-                     f"{comps['WSD-S']} steps", f"{comps}", "equality",
-                     len(set(comps.values())) == 1))
+    out.append(Claim(id="equal_compute", statement="the three protocols spend the same total steps for all checkpoints",
+                     theory=f"{comps['WSD-S']} steps", measured=f"{comps}", statistic="equality",
+                     passed=len(set(comps.values())) == 1))
     # paper's claim: WSD-S <= WSD <= cyclic cosine at every budget (paired differences, CRN)
     sim_order, th_order = [], []
     ok = True
@@ -125,10 +127,11 @@ def claims(ds, cfg):
         th_order.append(f"{fmt(p[1] - p[0], 2)} / {fmt(p[2] - p[1], 2)}")
         ok &= bool(d1.mean() >= -2 * s1 and d2.mean() >= -2 * s2)
     out.append(Claim(
-        "wsd_s_wins",
-        "paper (LM scale): WSD-S <= WSD <= cyclic cosine at every budget; toy: gaps (WSD - WSD-S) / (cyclic - WSD)",
-        "; ".join(th_order), "; ".join(sim_order),
-        "paired differences (common random numbers) >= -2 SE at every budget", ok,
+        id="wsd_s_wins",
+        statement="paper (LM scale): WSD-S <= WSD <= cyclic cosine at every budget; toy: gaps (WSD - WSD-S) / (cyclic "
+                  "- WSD)",
+        theory="; ".join(th_order), measured="; ".join(sim_order),
+        statistic="paired differences (common random numbers) >= -2 SE at every budget", passed=ok,
         finding="" if ok else "see the gaps: in the toy the checkpoint order is set by tau at each checkpoint "
         "(river progress) against the same final hill excess"))
     return out
@@ -155,3 +158,10 @@ def plot(ds, cfg):
     ax2.set(yscale="log", ylabel="checkpoint loss", title="one checkpoint per budget, equal compute")
     ax2.legend(fontsize=7)
     return fig
+
+
+FIGURE = Figure(
+    name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
+    presets={**PRESETS, "tiny": overrides(
+        PRESETS["quick"], "seeds=200", "budgets=500,1000")},
+)

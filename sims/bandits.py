@@ -31,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
@@ -257,7 +258,7 @@ class Algorithm(NamedTuple):
     cite: str
 
 
-ALGORITHMS: dict[str, Algorithm] = {
+ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType({
     "clairvoyant": Algorithm("fixed", _fixed("clairvoyant"), "Clairvoyant", "main.py: the best arm by h"),
     "dynlinucblog": Algorithm("linear", _linear("dyn", True), r"DynLin-UCB ($\lambda=\log T$)",
                               "LinearAgent(dynlinucb=True), lambda = log T, delta = 1/T: beta_t = c1 sqrt(lam) + "
@@ -286,7 +287,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "expert": Algorithm("fixed", _fixed("expert"), "Expert", "ExpertAgent: the advertiser's split (real data)"),
     "constant_arm": Algorithm("fixed", _fixed("constant_arm"), "constant arm", "holds hparams['arm'] (not a paper "
                               "algorithm: the environment's tests and figure)"),
-}
+})
 #: the authors' to_run_list (scripts/main.py), in their order; ``expert`` runs on the real-data instance only
 RUN_LIST = ("exp3", "batchexp3", "dynlinucblog", "linucblog", "dlinucblog", "dynlinucb", "linucb", "dlinucb", "ar2",
             "expert")
@@ -605,13 +606,13 @@ def _f_update(s, u, y, t, p, c):
     return s
 
 
-PATHS: dict[str, Agent] = {
+PATHS: Mapping[str, Agent] = MappingProxyType({
     "linear": Agent(_lin_init, _lin_act, _lin_update),
     "dlinucb": Agent(_d_init, _d_act, _d_update),
     "exp3": Agent(_e_init, _e_act, _e_update),
     "ar2": Agent(_a_init, _a_act, _a_update),
     "fixed": Agent(_f_init, _f_act, _f_update),
-}
+})
 
 
 def _noise_fn(n_x: int, dt):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -34,17 +35,19 @@ from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
 from sims.config import check_fields, param
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records
+from sims.engine.results import Diverged, shared
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
 from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
-__all__ = ["sim", "BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "source_of",
+__all__ = ["sim", "train", "BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "source_of",
            "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig", "make_reduced_run", "DATA"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
                  "bos_resid_norm", "other_resid_norm", "bos_logit_gap")
-SWEEP_DIMS = {"attn_map": ("layer", "q", "k"), "attn_map_trigger": ("q",), **{m: ("layer",) for m in LAYER_METRICS}}
+SWEEP_DIMS = MappingProxyType({"attn_map": ("layer", "q", "k"), "attn_map_trigger": ("q",),
+                               **{m: ("layer",) for m in LAYER_METRICS}})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,3 +341,19 @@ def sim(cfg: BBConfig) -> Sim:
     """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
     the names of the outputs' trailing axes)."""
     return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)
+
+
+def train(cfg: BBConfig, lr: float, seeds: int, key_seed: int = 0):
+    """Train ``seeds`` models at ``lr`` (one vmapped sweep) and return the sweep Dataset without its ``lr`` axis.
+    Shared through the options' result cache (:func:`sims.engine.results.shared`), so ``bb_attention`` and
+    ``bb_interventions`` run together train once. Raises :class:`~sims.engine.results.Diverged` if any run
+    diverged (a trained model is not plotted)."""
+    return shared(_train, cfg, float(lr), int(seeds), int(key_seed))
+
+
+def _train(cfg: BBConfig, lr: float, seeds: int, key_seed: int):
+    ds = sweep(sim(cfg), {"lr": [lr]}, seeds=seeds, key=jax.random.key(key_seed))
+    n_div = int(ds.diverged.sum())
+    if n_div:
+        raise Diverged(f"{n_div} of {seeds} Bigram-Backcopy runs diverged (lr={lr:g}); not plotting them")
+    return ds.isel(lr=0)

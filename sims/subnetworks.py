@@ -24,6 +24,7 @@ subnetworks with the same per-block counts (vmapped null), and the residual-stre
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -328,7 +329,7 @@ def block_mask(cfg: SubnetConfig, params, names):
     return jnp.asarray(np.concatenate([np.full(n, name in names) for name, n in zip(bn, sizes)]))
 
 
-SWEEP_DIMS = {"mask": ("entry",), "kept_block": ("block",)}
+SWEEP_DIMS = MappingProxyType({"mask": ("entry",), "kept_block": ("block",)})
 
 
 def sweep_lambda(cfg: SubnetConfig, base_params, lams, *, seeds: int = 1, key=None):

@@ -14,7 +14,7 @@ from tests.conftest import run_py
 def test_list_names_every_figure():
     r = run_py(["-m", "figures", "list"])
     assert r.returncode == 0, r.stderr
-    for name in _core.REGISTRY:
+    for name in _core.names():
         assert name in r.stdout
 
 
@@ -99,11 +99,15 @@ def test_validate_rejects_nonfinite_and_reports_range():
 
 def test_claim_status_and_report(tmp_path):
     """FAIL vs 'not reproduced' (a documented finding) vs pass, as the report shows them."""
-    c = [_core.Claim("a", "s", "1", "1", "z", True), _core.Claim("b", "s", "1", "2", "z", False),
-         _core.Claim("c", "s", "1", "2", "z", False, finding="toy too small")]
-    assert [x.status for x in c] == ["pass", "FAIL", "not reproduced"]
+    c = [_core.Claim(id="a", statement="s", theory="1", measured="1", statistic="z", passed=True),
+         _core.Claim(id="b", statement="s", theory="1", measured="2", statistic="z", passed=False),
+         _core.Claim(id="c", statement="s", theory="1", measured="2", statistic="z", passed=False,
+                     finding="toy too small")]
+    assert [x.status.value for x in c] == ["pass", "FAIL", "not reproduced"]
+    with pytest.raises(TypeError):  # by keyword only: theory and measured cannot be swapped by position
+        _core.Claim("a", "s", "1", "1", "z", True)
     (tmp_path / "x.claims.json").write_text(json.dumps(
-        {"figure": "x", "preset": "quick", "claims": [vars(x) | {"status": x.status} for x in c]}))
+        {"figure": "x", "preset": "quick", "claims": [x.to_json() for x in c]}))
     rep = _core.write_report(tmp_path).read_text()
     assert "**not reproduced**" in rep and "**FAIL**" in rep and "1 pass, 1 not reproduced, 1 fail" in rep
 
@@ -114,7 +118,7 @@ def test_run_help_lists_every_config_field_with_defaults_and_range():
     assert r.returncode == 0, r.stderr
     assert "bound_horizons: quick (100, 1000, 10000, 100000), full (100, 1000, 10000, 100000); >= 2 and <= 10000000" \
         in r.stdout
-    cfg = _core.load("schedule_bound_vs_sim").PRESETS["quick"]
+    cfg = _core.load("schedule_bound_vs_sim").presets["quick"]
     names = [n for n, _, _ in _core.walk_fields(cfg)]
     assert "sim.n_steps" in names and "seeds" in names  # the nested sim config's fields, by dotted path
     for name in names:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
 
 import numpy as np
 import pytest
 
-from figures import _core
+from figures import _contract, _core
 from figures.__main__ import main as cli_main
 from sims.bandits import BanditConfig
 from sims.config import Config, check_fields, param
@@ -78,7 +77,7 @@ def test_sim_configs_reject_nonfinite_and_mistyped_values_from_python(make, need
 def test_api_and_cli_reject_with_the_same_message():
     mod = _core.load("quadratic_sgd")
     with pytest.raises(ValueError) as api:
-        dataclasses.replace(mod.PRESETS["quick"], lr=-0.1)
+        dataclasses.replace(mod.presets["quick"], lr=-0.1)
     with pytest.raises(_core.UserError) as cli:
         _core.resolve_config(mod, "quick", None, ["lr=-0.1"])
     assert str(api.value) == str(cli.value)
@@ -88,17 +87,17 @@ def test_nested_fields_by_dotted_path():
     cfg = Outer()
     assert [n for n, _, _ in _core.walk_fields(cfg)] == ["sim.lr", "sim.shape", "seeds", "grid", "bound", "flag",
                                                           "label"]
-    k, v = _core.parse_override(Outer, cfg, "sim.lr=0.5")
+    k, v = _core.parse_override(cfg, "sim.lr=0.5")
     assert (k, v) == ("sim.lr", 0.5)
     new = _core.replace_path(cfg, k, v)
     assert new.sim.lr == 0.5 and cfg.sim.lr == 0.1
-    assert _core.parse_override(Outer, cfg, "flag=yes") == ("flag", True)
-    assert _core.parse_override(Outer, cfg, "label=x,y") == ("label", ("x", "y"))
-    assert _core.parse_override(Outer, cfg, "label=x") == ("label", "x")
+    assert _core.parse_override(cfg, "flag=yes") == ("flag", True)
+    assert _core.parse_override(cfg, "label=x,y") == ("label", ("x", "y"))
+    assert _core.parse_override(cfg, "label=x") == ("label", "x")
     with pytest.raises(ValueError, match="sim.lr|lr=-1"):
         _core.replace_path(cfg, "sim.lr", -1.0)  # the nested config validates itself
     with pytest.raises(_core.UserError, match="valid keys: sim.lr, sim.shape"):
-        _core.parse_override(Outer, cfg, "lr=0.1")
+        _core.parse_override(cfg, "lr=0.1")
 
 
 def test_show_prints_the_resolved_config(capsys):
@@ -125,14 +124,22 @@ def _fake_figure(fail_at=None):
     def plot(ds, cfg):
         return plt.figure()
 
-    mod = types.SimpleNamespace(NAME="fake", PAPER="-", Config=Cfg, PRESETS={"quick": Cfg()}, compute=compute,
-                                plot=plot, claims=lambda ds, cfg: [_core.Claim("c", "s", "1", "1", "eq", True)])
-    return mod
+    def claims(ds, cfg):
+        return [_core.Claim(id="c", statement="s", theory="1", measured="1", statistic="eq", passed=True)]
+
+    return _core.Figure(name="fake", paper="-", description="a fake", config=Cfg,
+                        presets={"tiny": Cfg(), "quick": Cfg(), "full": Cfg()}, compute=compute, claims=claims,
+                        plot=plot)
+
+
+def _use_fake(monkeypatch, fig):
+    monkeypatch.setattr(_contract, "load", lambda name: fig)
+    monkeypatch.setattr(_contract, "names", lambda: ("fake",))
 
 
 def test_outputs_are_atomic_an_interrupted_write_keeps_the_old_files(tmp_path, monkeypatch):
     mod = _fake_figure()
-    monkeypatch.setattr(_core, "load", lambda name: mod)
+    _use_fake(monkeypatch, mod)
     _core.run_figure("fake", out=tmp_path)
     old = {f: (tmp_path / f).read_bytes() for f in ("fake.png", "fake.nc", "fake.claims.json")}
     import xarray as xr
@@ -151,7 +158,7 @@ def test_the_netcdf_says_what_made_it(tmp_path, monkeypatch):
     import xarray as xr
 
     mod = _fake_figure()
-    monkeypatch.setattr(_core, "load", lambda name: mod)
+    _use_fake(monkeypatch, mod)
     _core.run_figure("fake", out=tmp_path)
     with xr.open_dataset(tmp_path / "fake.nc") as ds:
         for k in ("code_id", "git_commit", "jax_version", "jaxlib_version", "device_kind", "n_diverged", "sweeps",
@@ -162,8 +169,8 @@ def test_the_netcdf_says_what_made_it(tmp_path, monkeypatch):
 
 
 def test_report_skips_and_names_a_damaged_claims_file(tmp_path):
-    good = {"figure": "x", "preset": "quick", "claims": [vars(_core.Claim("a", "s", "1", "1", "z", True)) |
-                                                         {"status": "pass"}]}
+    good = {"figure": "x", "preset": "quick", "claims": [
+        _core.Claim(id="a", statement="s", theory="1", measured="1", statistic="z", passed=True).to_json()]}
     (tmp_path / "x.claims.json").write_text(json.dumps(good))
     (tmp_path / "y.claims.json").write_text(json.dumps(good)[:40])  # truncated by an interrupted write
     rep = _core.write_report(tmp_path).read_text()
@@ -200,9 +207,8 @@ def test_diverged_figure_is_reported_not_a_traceback(tmp_path, monkeypatch, caps
     def compute(cfg):
         raise _core.Diverged("4 of 4 Bigram-Backcopy runs diverged (lr=1e+06); not plotting them")
 
-    mod.compute = compute
-    monkeypatch.setattr(_core, "load", lambda name: mod)
-    monkeypatch.setattr(_core, "REGISTRY", ("fake",))
+    mod = dataclasses.replace(mod, compute=compute)
+    _use_fake(monkeypatch, mod)
     assert cli_main(["run", "fake", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "fake: 4 of 4 Bigram-Backcopy runs diverged" in err

@@ -374,4 +374,4 @@ def test_new_figures_claims_hold_at_a_tiny_size(name, sets, tmp_path):
     from figures import _core
 
     claims = _core.run_figure(name, "quick", sets=sets, out=tmp_path, cache=False)
-    assert claims and not [(c.id, c.measured) for c in claims if c.status != "pass"]
+    assert claims and not [(c.id, c.measured) for c in claims if c.status is not _core.Status.PASS]

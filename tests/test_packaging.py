@@ -29,7 +29,10 @@ def test_pyproject_builds_the_three_packages_with_their_data():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert cfg["build-system"]["build-backend"] == "setuptools.build_meta"
     pkgs = cfg["tool"]["setuptools"]["packages"]
-    assert sorted(pkgs) == ["figures", "sims", "sims.data", "theory"]
+    # every package of the three (sub-packages such as sims.engine too): a forgotten one breaks `pip install .`
+    found = sorted(".".join(q.parent.relative_to(ROOT).parts) for top in ("sims", "theory", "figures")
+                   for q in (ROOT / top).rglob("__init__.py"))
+    assert sorted(pkgs) == found and {"figures", "sims", "sims.data", "sims.engine", "theory"} <= set(found)
     for p in pkgs:
         assert (ROOT / p.replace(".", "/") / "__init__.py").exists()
     for pkg, files in cfg["tool"]["setuptools"]["package-data"].items():

@@ -13,6 +13,8 @@ import pytest
 import xarray as xr
 
 from sims import sweep as sw
+from sims.engine import build, identity, progress
+from sims.engine import plan as plan_mod
 from sims.quadratic import QuadraticConfig, make_run
 from tests.conftest import run_py
 
@@ -23,7 +25,19 @@ AXES = {"lr": [0.05, 0.1, 0.2, 0.3]}
 def _sweep(**kw):
     kw.setdefault("seeds", 10)
     kw.setdefault("key", jax.random.key(7))
-    return sw.sweep(make_run(CFG), AXES, steps=CFG.steps(), cfg=CFG, progress=False, **kw)
+    kw.setdefault("progress", False)
+    return sw.sweep(make_run(CFG), AXES, steps=CFG.steps(), cfg=CFG, **kw)
+
+
+def _patch_program(monkeypatch, fn):
+    """Make every sweep chunk call ``fn(keys, hps)`` instead of the compiled program."""
+    class Fake:
+        hub = progress.Hub()
+
+        def program(self, n_points):
+            return fn
+
+    monkeypatch.setattr(build, "batched", lambda run: Fake())
 
 
 def test_dataset_layout_and_attrs():
@@ -130,7 +144,7 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(keys, hps)
 
-    monkeypatch.setitem(sw._BATCHED, make_run(CFG), flaky)
+    _patch_program(monkeypatch, flaky)
     with pytest.raises(KeyboardInterrupt):
         _sweep(max_bytes=600, cache_dir=tmp_path)
     saved = list(tmp_path.rglob("chunk_*.npz"))
@@ -321,7 +335,7 @@ def test_dataset_says_what_made_it():
     assert json.loads(ds.attrs["fixed_hparams"]) == {"decay_fraction": 0.5}
     assert "sims/quadratic.py" in ds.attrs["code_files"] and "sims/sweep.py" in ds.attrs["code_files"]
     assert "theory/quadratic.py" not in ds.attrs["code_files"] or "theory" in open(
-        sw._SUITE_ROOT / "sims" / "quadratic.py").read()
+        identity.SUITE_ROOT / "sims" / "quadratic.py").read()
     for k in ("code_id", "jaxlib_version", "dtype", "x64", "platform", "process_count", "build_flags"):
         assert k in ds.attrs, k
     assert ds.attrs["code_id"] == sw.code_identity("sims.quadratic")[0]
@@ -350,13 +364,18 @@ def test_code_identity_changes_with_the_source(tmp_path, monkeypatch):
     (root / "sims").mkdir()
     (root / "sims" / "a.py").write_text("from sims import b\n")
     (root / "sims" / "b.py").write_text("X = 1\n")
-    monkeypatch.setattr(sw, "_SUITE_ROOT", root)
+    (root / "sims" / "eng").mkdir()  # a sub-package (like sims.engine): its modules count too
+    (root / "sims" / "eng" / "__init__.py").write_text("")
+    (root / "sims" / "eng" / "c.py").write_text("from sims.eng.d import Y\n")
+    (root / "sims" / "eng" / "d.py").write_text("Y = 1\n")
+    (root / "sims" / "b.py").write_text("from sims.eng import c\nX = 1\n")
+    monkeypatch.setattr(identity, "SUITE_ROOT", root)
     sw.code_identity.cache_clear()
     try:
         h1, files = sw.code_identity("sims.a")
-        assert files == ("sims/a.py", "sims/b.py")
+        assert files == ("sims/a.py", "sims/b.py", "sims/eng/__init__.py", "sims/eng/c.py", "sims/eng/d.py")
         sw.code_identity.cache_clear()
-        (root / "sims" / "b.py").write_text("X = 2\n")
+        (root / "sims" / "eng" / "d.py").write_text("Y = 2\n")
         h2, _ = sw.code_identity("sims.a")
         assert h1 != h2
     finally:
@@ -367,7 +386,7 @@ def test_cache_is_not_reused_after_the_code_changed(tmp_path, monkeypatch):
     """Same sweep, other code identity -> another cache entry, recomputed."""
     _sweep(cache_dir=tmp_path)
     first = {p.parent.name for p in tmp_path.rglob("chunk_*.npz")}
-    monkeypatch.setattr(sw, "code_identity", lambda m: ("edited-code", ()))
+    monkeypatch.setattr(plan_mod, "code_identity", lambda m: ("edited-code", ()))
     _sweep(cache_dir=tmp_path)
     both = {p.parent.name for p in tmp_path.rglob("chunk_*.npz")}
     assert len(first) == 1 and len(both) == 2
@@ -393,7 +412,7 @@ def test_provenance_is_collected_across_sweeps():
 def test_a_sweep_larger_than_memory_is_refused_before_compute(monkeypatch):
     """1e9 seeds x 52 bytes per run cannot be held: refused at planning, with the estimate and the knobs."""
     calls = []
-    monkeypatch.setitem(sw._BATCHED, make_run(CFG), lambda *a: calls.append(1))
+    _patch_program(monkeypatch, lambda *a: calls.append(1))
     with pytest.raises(ValueError, match=r"need about .* GiB \(1000000000 seeds x 4 hparam points"):
         _sweep(seeds=10**9)
     assert calls == []
@@ -402,47 +421,68 @@ def test_a_sweep_larger_than_memory_is_refused_before_compute(monkeypatch):
 def test_force_lets_a_sweep_over_the_memory_estimate_be_planned(monkeypatch):
     """`allow_large()` (the CLI's --force) skips only the memory refusal: the plan is laid out in chunks that each
     fit max_bytes. The available memory is patched to 1 MiB so that a normal sweep exceeds it."""
-    monkeypatch.setattr(sw, "_available_memory", lambda: 2**20)
+    monkeypatch.setattr(plan_mod, "available_memory", lambda: 2**20)
     run = make_run(CFG)
     with pytest.raises(ValueError, match="--force to run anyway"):
         sw.plan(run, {"lr": [0.1, 0.2]}, seeds=20_000, key=jax.random.key(0))
-    with sw.allow_large():
+    with sw.options(allow_large=True):
         p = sw.plan(run, {"lr": [0.1, 0.2]}, seeds=20_000, key=jax.random.key(0))
     assert p.n_points == 2 and p.seeds == 20_000
 
 
 def test_progress_advances_per_block_inside_one_compiled_chunk(monkeypatch):
-    """The bar moves once per block of log_every steps (a callback from the scan), not once per chunk, counts
-    each block once for the whole vmapped chunk (not once per run), and ends exactly at points x seeds x
-    n_steps run-steps. The numbers are those of a sweep without a bar."""
-    import tqdm.auto
-
-    updates = []
-
-    class FakeBar:
-        def __init__(self, total, **kw):
-            self.total = total
-
-        def update(self, n):
-            updates.append(n)
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
-    ticks = []
-    real_tick = sw._tick
-    monkeypatch.setattr(sw, "_tick", lambda b: (ticks.append(int(b)), real_tick(b)))
-    sw._BATCHED.clear()  # retrace so that the callback in the compiled scan is the patched one
-    ds = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=True,
-                  steps_per_run=CFG.n_steps)
+    """The bar moves once per block of log_every steps (a callback from the scan, through the program's hub), not
+    once per chunk, counts each block once for the whole vmapped chunk (not once per run), and ends exactly at
+    points x seeds x n_steps run-steps. The numbers are those of a sweep without a bar."""
+    credits, ticks = [], []
+    monkeypatch.setattr(progress.Bar, "_credit", lambda self, n: credits.append(n))
+    real_tick = progress.Hub.tick
+    monkeypatch.setattr(progress.Hub, "tick", lambda self, b: (ticks.append(int(b)), real_tick(self, b)))
+    build.batched.cache_clear()  # retrace so that the callback in the compiled scan is the patched one
+    try:
+        ds = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=True,
+                      steps_per_run=CFG.n_steps)
+    finally:
+        build.batched.cache_clear()
     n_blocks = CFG.n_steps // CFG.log_every
     assert sorted(ticks) == list(range(n_blocks))  # one chunk, one call per block
-    assert len(updates) >= n_blocks  # per block (a last partial credit may follow)
-    assert sum(updates) == len(AXES["lr"]) * 6 * CFG.n_steps
-    sw._BATCHED.clear()
+    assert len(credits) >= n_blocks  # per block (a last partial credit may follow)
+    assert sum(credits) == len(AXES["lr"]) * 6 * CFG.n_steps
     ref = sw.sweep(make_run(CFG), AXES, seeds=6, key=jax.random.key(7), steps=CFG.steps(), cfg=CFG, progress=False)
     xr.testing.assert_identical(ds.drop_attrs(), ref.drop_attrs())
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(monkeypatch):
+    """Redirected to a file, progress is periodic log lines (done, rate, ETA), not a silent bar."""
+    import logging
+
+    lines = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    lg = logging.getLogger("sims.progress")
+    h = Keep()
+    lg.addHandler(h)
+    monkeypatch.setattr(lg, "level", logging.INFO)
+    try:
+        _sweep(progress=True, steps_per_run=CFG.n_steps)
+    finally:
+        lg.removeHandler(h)
+    assert lines and "run-steps" in lines[-1] and "steps/s" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_a_run_traced_outside_a_sweep_has_no_progress_callback():
+    """The progress callback exists only in sweep programs: a user's own jit of a run compiles none (no host
+    round-trip)."""
+    run = make_run(CFG)
+    text = jax.jit(run).lower(jax.random.key(0), {"lr": jnp.float32(0.1)}).as_text()
+    assert "callback" not in text
+    prog = build.Batched(run)
+    keys = jax.vmap(jax.random.key)(jnp.arange(2))
+    assert "callback" in prog.many.lower(keys, {"lr": jnp.ones(2)}).as_text()
 
 
 def test_the_chunk_thread_keeps_the_callers_jax_context():

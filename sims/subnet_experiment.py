@@ -1,4 +1,10 @@
-"""Shared computation of the bigram-subnetwork figures (``subnet_sparsity``, ``subnet_mechanism``)."""
+"""The bigram-subnetwork experiment (Chang & Bergen 2025) on a Bigram-Backcopy model: train a base model, learn
+continuous-sparsification masks that make it match the bigram at several sparsity weights lambda, then analyse the
+chosen subnetwork: its necessity (removal vs random same-count masks), its overlap with the optimal-pruning
+subnetwork, which MLP computes the bigram, and a residual-stream lens. The figures ``subnet_sparsity`` and
+``subnet_mechanism`` plot it; a notebook calls :func:`run` with the same :class:`ExperimentConfig`.
+
+:func:`run` goes through :func:`sims.engine.results.shared`, so two figures run together train once."""
 
 from __future__ import annotations
 
@@ -11,17 +17,20 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from figures._core import Diverged, Validated, param
 from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
+from sims.config import Config, param
+from sims.engine.results import Diverged, shared
 from sims.sweep import jit
 from sims.transformer import apply
+
+__all__ = ["ExperimentConfig", "run", "PAPER"]
 
 PAPER = "Chang & Bergen 2025 (arXiv 2504.15471), Sec. 3-5; toy: a 3-layer Bigram-Backcopy transformer"
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(Validated):
+class ExperimentConfig(Config):
     """``base`` is the Bigram-Backcopy model trained first (at ``base_lr``); ``mask`` the continuous sparsification
     run on it at each of ``lams`` (target: the bigram, then the model itself at the chosen lambda)."""
 
@@ -56,14 +65,18 @@ class Config(Validated):
         return dataclasses.replace(self.mask, target=target)
 
 
-PRESETS = {"quick": Config(),
-           "full": Config(base=BBConfig(seq_len=64, batch=32, d_model=128, n_layers=3, n_steps=10_000, log_every=2500),
-                          mask=sn.SubnetConfig(n_steps=6000, log_every=100, lr=0.05, temp_growth=1.001),
-                          base_lr=1e-3, lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, null_samples=256)}
+FULL = ExperimentConfig(base=BBConfig(seq_len=64, batch=32, d_model=128, n_layers=3, n_steps=10_000, log_every=2500),
+                        mask=sn.SubnetConfig(n_steps=6000, log_every=100, lr=0.05, temp_growth=1.001),
+                        base_lr=1e-3, lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), seeds=3, null_samples=256)
 
 
-@functools.lru_cache(maxsize=2)
-def compute_all(cfg: Config):
+def run(cfg: ExperimentConfig) -> xr.Dataset:
+    """The whole experiment as one Dataset (see the module docstring); shared through the options' result cache.
+    Raises :class:`~sims.engine.results.Diverged` when the base model or a mask training diverged."""
+    return shared(_run, cfg)
+
+
+def _run(cfg: ExperimentConfig) -> xr.Dataset:
     key = jax.random.key(cfg.base_seed)
     k_base, k_b, k_m, k_ev, k_fit, k_null = jax.random.split(key, 6)
     base = cfg.base

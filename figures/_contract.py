@@ -1,0 +1,102 @@
+"""The figure contract and the registry derived from it.
+
+Each figure module ``figures/NAME.py`` declares one :class:`Figure` named ``FIGURE``: its name, paper,
+description, config class, presets (``tiny`` for the tests, ``quick`` for ``make figures``, ``full`` at paper
+scale), and three functions::
+
+    compute(cfg) -> xarray.Dataset      # uses the sweep engine / the experiments in sims/
+    claims(ds, cfg) -> list[Claim]      # theory vs measurement
+    plot(ds, cfg) -> matplotlib Figure
+
+The registry is every module of ``figures/`` whose name does not start with ``_`` (``python -m figures all``
+runs them in alphabetical order); adding a figure is adding one file. :func:`contract_errors` says what a module
+lacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from figures._overrides import UserError
+
+__all__ = ["Figure", "PRESET_NAMES", "names", "load", "contract_errors", "float64"]
+
+HERE = Path(__file__).resolve().parent
+PRESET_NAMES = ("tiny", "quick", "full")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One figure: what it reproduces and how (see the module docstring).
+
+    ``not_at_tiny``: claim id -> why it cannot hold at the tiny size (too few seeds or steps for the effect);
+    ``{"*": why}`` when none of the figure's claims can (a trained model that has not formed its mechanism yet).
+    Every other claim must pass or be a documented *not reproduced* at the tiny size (the tests hold this)."""
+
+    name: str
+    paper: str
+    description: str
+    config: type
+    presets: Mapping[str, object]
+    compute: Callable
+    claims: Callable
+    plot: Callable
+    not_at_tiny: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = [p for p in PRESET_NAMES if p not in self.presets]
+        if missing:
+            raise TypeError(f"figure {self.name}: presets lack {missing} (need {list(PRESET_NAMES)})")
+        for k, v in self.presets.items():
+            if not isinstance(v, self.config):
+                raise TypeError(f"figure {self.name}: preset {k!r} is a {type(v).__name__}, not its config "
+                                f"{self.config.__name__}")
+        for f in ("compute", "claims", "plot"):
+            if not callable(getattr(self, f)):
+                raise TypeError(f"figure {self.name}: {f} is not callable")
+
+
+def names() -> tuple[str, ...]:
+    """Every figure, from the files in ``figures/`` (alphabetical)."""
+    return tuple(sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_")))
+
+
+def contract_errors(module) -> list[str]:
+    """What keeps ``module`` from being a figure (empty when it is one)."""
+    name = module.__name__.rsplit(".", 1)[-1]
+    fig = getattr(module, "FIGURE", None)
+    if not isinstance(fig, Figure):
+        return [f"figures.{name} declares no FIGURE = Figure(...)"]
+    if fig.name != name:
+        return [f"figures.{name}: FIGURE.name is {fig.name!r}, not the module's name"]
+    return []
+
+
+@functools.cache
+def load(name: str) -> Figure:
+    """The :class:`Figure` of ``figures/NAME.py``; an unknown name is a :class:`UserError` listing the known ones."""
+    if name not in names():
+        raise UserError(f"unknown figure {name!r}; known figures: {', '.join(names())}")
+    module = importlib.import_module(f"figures.{name}")
+    errs = contract_errors(module)
+    if errs:
+        raise TypeError("; ".join(errs))
+    return module.FIGURE
+
+
+def float64(fn):
+    """Run ``fn`` (a figure's ``compute``, or a worker of it) with ``jax.enable_x64(True)``: the one place where a
+    figure asks for float64 (the flag is thread-local, so a worker thread needs it too)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import jax
+
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
