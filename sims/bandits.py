@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import Sim, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from theory import bandits as tb
 
@@ -309,7 +309,7 @@ def algorithm_params(cfg: BanditConfig) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class BanditConfig:
+class BanditConfig(Config):
     """One compiled bandit run: ``algorithms`` (names from :data:`ALGORITHMS`) must share one code path, and
     ``hparams["alg"]`` picks one of them (vmapped in a sweep).
 
@@ -343,7 +343,11 @@ class BanditConfig:
             if not rb or len(set(rb)) != len(rb):
                 raise ValueError(f"rho_bar must be a number or a non-empty tuple of distinct numbers, got {rb!r}")
             object.__setattr__(self, "rho_bar", rb)
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
+        super().__post_init__()  # every field's type and range, then check()
+
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
+        algs = self.algorithms
         if not algs:
             raise ValueError("algorithms must name at least one algorithm")
         bad = [a for a in algs if a not in ALGORITHMS]

@@ -34,7 +34,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.engine.results import Diverged, shared
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
 from sims.transformer import TransformerConfig, apply, init
@@ -51,7 +51,7 @@ SWEEP_DIMS = MappingProxyType({"attn_map": ("layer", "q", "k"), "attn_map_trigge
 
 
 @dataclasses.dataclass(frozen=True)
-class BBConfig:
+class BBConfig(Config):
     """One Bigram-Backcopy model and its data: the chain, the transformer and the training loop (hparam ``lr``)."""
 
     data: str = param("shakespeare", choices=("shakespeare", "zipf"),
@@ -76,23 +76,13 @@ class BBConfig:
     init: str = param("torch", choices=("torch", "gpt2"),
                       help="PyTorch defaults as the authors' code; gpt2 (N(0, 0.02^2) embeddings): no sink forms")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if self.data not in DATA:
-            raise ValueError(f"data must be one of {DATA}, got {self.data!r}")
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         if self.data == "shakespeare" and self.V != 65:
             raise ValueError(f"V must be 65 with data='shakespeare' (tiny Shakespeare's characters), got {self.V}; "
                              "use data='zipf' for another vocabulary size")
-        if self.V < 2:
-            raise ValueError(f"V must be >= 2, got {self.V}")
-        if not 0 < self.k_triggers < self.V:
+        if not self.k_triggers < self.V:
             raise ValueError(f"k_triggers must satisfy 0 < k < V={self.V}, got {self.k_triggers}")
-        if self.seq_len < 3:
-            raise ValueError(f"seq_len must be >= 3, got {self.seq_len}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.batch < 1 or self.eval_batch < 1:
-            raise ValueError(f"batch and eval_batch must be >= 1, got {self.batch}, {self.eval_batch}")
         self.model()  # the model fields (d_model, heads, attention, init) are checked by TransformerConfig
         check_loop(self.n_steps, self.log_every)
 
@@ -270,27 +260,25 @@ def make_train(cfg: BBConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class ReducedConfig:
+class ReducedConfig(Config):
     """The reduced model (R1) of :mod:`theory.bigram_backcopy`: one non-trigger query, bigram row ``p``,
     ``n`` context keys with tokens ~ ``q`` and values ``lam * e_x``; trained parameters are the BOS logit
     alpha and the BOS value beta. ``freeze``: "none", "alpha" (alpha held at ``alpha0``) or "beta" (beta held
     at ``beta0 * (e_0 - 1/V)``) for the mutual-reinforcement controls."""
 
-    p: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
-    q: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
-    n: int = 3
-    lam: float = 1.0
-    n_steps: int = 100_000
-    log_every: int = 50
-    freeze: str = "none"
-    alpha0: float = 0.0
-    beta0: float = 2.0
+    p: tuple[float, ...] = param((0.4, 0.3, 0.2, 0.1), ge=0, le=1, help="bigram row of the query token")
+    q: tuple[float, ...] = param((0.1, 0.2, 0.3, 0.4), ge=0, le=1, help="law of the context keys' tokens")
+    n: int = param(3, ge=1, help="context keys")
+    lam: float = param(1.0, gt=0, help="value scale: key x carries the value lam * e_x")
+    n_steps: int = param(100_000, ge=1, le=10**9, help="gradient-descent steps on the exact loss")
+    log_every: int = param(50, ge=1, help="record every log_every steps (divides n_steps)")
+    freeze: str = param("none", choices=("none", "alpha", "beta"), help="hold alpha or beta at its start")
+    alpha0: float = param(0.0, help="start of the BOS logit alpha")
+    beta0: float = param(2.0, help="start of the BOS value scale beta")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         tbb.check_reduced(self.p, self.q, self.lam, self.n)
-        if self.freeze not in ("none", "alpha", "beta"):
-            raise ValueError(f"freeze must be 'none', 'alpha' or 'beta', got {self.freeze!r}")
         check_loop(self.n_steps, self.log_every)
 
     def steps(self):

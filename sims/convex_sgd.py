@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 
 __all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss"]
@@ -32,7 +32,7 @@ PROBLEMS = ("least_squares", "logistic", "abs")
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvexConfig:
+class ConvexConfig(Config):
     problem: str = param("logistic", choices=PROBLEMS, help="objective on the (A, b) data")
     n: int = param(512, ge=1, help="data points")
     d: int = param(20, ge=1, help="dimension")
@@ -43,14 +43,8 @@ class ConvexConfig:
     log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
     schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if self.problem not in PROBLEMS:
-            raise ValueError(f"problem must be one of {PROBLEMS}, got {self.problem!r}")
-        if self.n < 1 or self.d < 1 or self.batch < 1:
-            raise ValueError("n, d and batch must be >= 1")
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         check_loop(self.n_steps, self.log_every)
         if self.schedule:
             schedules.from_spec(self.schedule)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from theory import lion as tl
 
@@ -86,7 +86,7 @@ def lion_kappa(learning_rate, kappa="l1", b1=0.9, b2=0.99, weight_decay=1e-3, mu
 
 
 @dataclasses.dataclass(frozen=True)
-class LionConfig:
+class LionConfig(Config):
     """Static config of a Lion-K run on a test problem of ``theory.lion.problem``.
 
     Seeds draw the start ``x0 ~ x0_scale * N(0, I)`` (far outside the box for large scales) and, if
@@ -104,15 +104,13 @@ class LionConfig:
     x0: tuple[float, ...] = param((), help="fixed start (overrides x0_scale)")
     grad_noise: float = param(0.0, ge=0, help="std of additive Gaussian gradient noise")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         tl.get_kappa(self.kappa)
         tl.problem(self.problem, self.d, self.problem_seed)
         check_loop(self.n_steps, self.log_every)
         if self.x0 and len(self.x0) != self.d:
             raise ValueError(f"x0 must have d={self.d} entries, got {len(self.x0)}")
-        if self.grad_noise < 0 or self.x0_scale < 0:
-            raise ValueError("grad_noise and x0_scale must be >= 0")
 
     def steps(self):
         return record_steps(self.n_steps, self.log_every)

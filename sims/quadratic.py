@@ -21,14 +21,14 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
 __all__ = ["sim", "QuadraticConfig", "make_run", "loss"]
 
 
 @dataclasses.dataclass(frozen=True)
-class QuadraticConfig:
+class QuadraticConfig(Config):
     """Static config. ``a``: curvatures (d of them); ``sigma``: noise scale per coordinate (one
     value broadcast, or d values); ``x0``: start (one value broadcast, or d values)."""
 
@@ -41,18 +41,14 @@ class QuadraticConfig:
     record_x: bool = param(False, help="also record the iterate x")
     unroll: int = param(4, ge=1, help="inner lax.scan unroll (speed only; same bits)")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if len(self.a) < 1 or any(v <= 0 for v in self.a):
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
+        if not self.a:
             raise ValueError(f"a (curvatures) must be a non-empty tuple of values > 0, got {self.a}")
         for name in ("sigma", "x0"):
             v = getattr(self, name)
             if len(v) not in (1, len(self.a)):
                 raise ValueError(f"{name} must have 1 or d={len(self.a)} entries, got {len(v)}")
-        if any(s < 0 for s in self.sigma):
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
-        if self.bound <= 0:
-            raise ValueError(f"bound must be > 0, got {self.bound}")
         check_loop(self.n_steps, self.log_every)
 
     @property

@@ -25,14 +25,14 @@ import numpy as np
 import optax
 
 from sims import schedules
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
 __all__ = ["sim", "lm_sim", "RiverConfig", "BigramLMConfig", "make_run", "make_lm_run", "loss_parts"]
 
 
 @dataclasses.dataclass(frozen=True)
-class RiverConfig:
+class RiverConfig(Config):
     """Static config of a river-valley run (hparams: the schedule's ``lr``, ``decay_fraction``, ``shape_id``,
     ``final_ratio``, ``warmup_steps``)."""
 
@@ -52,18 +52,12 @@ class RiverConfig:
     schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
     bound: float = param(1e6, gt=0, help="|x| beyond this counts as diverged")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if not self.a or any(x <= 0 for x in self.a):
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
+        if not self.a:
             raise ValueError(f"a (hill sharpness) must be a non-empty tuple of values > 0, got {self.a}")
         if len(self.sigma_hill) not in (1, len(self.a)):
             raise ValueError(f"sigma_hill must have 1 or {len(self.a)} entries, got {len(self.sigma_hill)}")
-        if any(x < 0 for x in self.sigma_hill) or self.sigma_river < 0:
-            raise ValueError("noise scales sigma_hill, sigma_river must be >= 0")
-        if self.c <= 0 or self.s <= 0:
-            raise ValueError(f"river scale c and length s must be > 0, got c={self.c}, s={self.s}")
-        if self.noise not in ("additive", "loss"):
-            raise ValueError(f"noise must be 'additive' or 'loss', got {self.noise!r}")
         check_loop(self.n_steps, self.log_every)
         if self.schedule:
             schedules.from_spec(self.schedule)  # validates
@@ -132,7 +126,7 @@ def make_run(cfg: RiverConfig):
 # Sec. 4: a bigram-data language model on which the river valley appears
 # --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class BigramLMConfig:
+class BigramLMConfig(Config):
     """A softmax bigram LM (logit table W in R^{V x V}, zero init) trained with SGD on i.i.d.
     (x, y) pairs of a mixed-uncertainty source (``sims.bigram_data.mixed_uncertainty``): rows
     with a deterministic next token (flat, noiseless "river" directions: their loss only reaches 0
@@ -152,19 +146,12 @@ class BigramLMConfig:
     shift_seed: int = param(1, ge=0, help="data seed of the second source")
     shift_frac: float = param(1.0, ge=0, le=1, help="fraction of rows (next-token laws) that the shift replaces")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if not 0 <= self.shift_frac <= 1:
-            raise ValueError(f"shift_frac must lie in [0, 1], got {self.shift_frac}")
-        if self.shift_step < 0 or self.shift_step > self.n_steps:
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
+        if self.shift_step > self.n_steps:
             raise ValueError(f"shift_step must lie in [0, n_steps], got {self.shift_step}")
-        if self.V < 2:
-            raise ValueError(f"V must be >= 2, got {self.V}")
-        if self.batch < 1:
-            raise ValueError(f"batch must be >= 1, got {self.batch}")
-        if not 0 <= self.restart <= 1:
-            raise ValueError(f"restart must lie in [0, 1], got {self.restart}")
         check_loop(self.n_steps, self.log_every)
+
     def steps(self) -> np.ndarray:
         return record_steps(self.n_steps, self.log_every)
 

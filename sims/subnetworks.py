@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from sims.bigram_backcopy import BBConfig, sample_batch, source_of
-from sims.config import check_fields, param
+from sims.config import Config, param
 from sims.sweep import check_loop, record_steps, scan_with_records
 from sims.transformer import apply
 
@@ -44,7 +44,7 @@ MASKABLE = ("wq", "wk", "wv", "wo", "w1", "w2")
 
 
 @dataclasses.dataclass(frozen=True)
-class SubnetConfig:
+class SubnetConfig(Config):
     base: BBConfig = BBConfig(seq_len=16, batch=32, d_model=32, n_layers=2, n_steps=2000, log_every=500)
     target: str = param("bigram", choices=("bigram", "model"),
                         help="what the masked model must match: the bigram P, or the base model (optimal pruning)")
@@ -57,27 +57,15 @@ class SubnetConfig:
     undecided_stop: float = param(0.01, ge=0, lt=1, help="stop when this fraction of kept entries is undecided")
     eval_batch: int = param(128, ge=1, help="sequences of the fixed evaluation batch")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         if not self.maskable:
             raise ValueError("maskable must name at least one weight matrix (the maskable set is empty)")
         bad = [m for m in self.maskable if m not in MASKABLE]
         if bad:
             raise ValueError(f"maskable: no parameter named {bad} in the blocks; valid names: {MASKABLE}")
-        if len(set(self.maskable)) != len(self.maskable):
-            raise ValueError(f"maskable has duplicates: {self.maskable}")
         if not self.base.mlp and any(m in ("w1", "w2") for m in self.maskable):
             raise ValueError("maskable names MLP weights (w1/w2) but the base model has no MLP")
-        if self.target not in ("bigram", "model"):
-            raise ValueError(f"target must be 'bigram' or 'model', got {self.target!r}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.batch < 1 or self.eval_batch < 1:
-            raise ValueError(f"batch and eval_batch must be >= 1, got {self.batch}, {self.eval_batch}")
-        if self.temp_growth < 1:
-            raise ValueError(f"temp_growth must be >= 1, got {self.temp_growth}")
-        if not 0 <= self.undecided_stop < 1:
-            raise ValueError(f"undecided_stop must be in [0, 1), got {self.undecided_stop}")
         check_loop(self.n_steps, self.log_every)
 
     def steps(self):

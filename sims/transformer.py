@@ -30,33 +30,28 @@ import math
 import jax
 import jax.numpy as jnp
 
-from sims.config import check_fields
+from sims.config import Config, param
 from sims.linear_attention import gla
 
 __all__ = ["TransformerConfig", "init", "apply"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerConfig:
-    vocab: int = 67
-    max_len: int = 256
-    d_model: int = 256
-    n_layers: int = 1
-    n_heads: int = 1
-    mlp: bool = True
-    attention: str = "softmax"  # or "relu", "gla"
-    init: str = "torch"  # "torch": PyTorch defaults as the authors' code; "gpt2": N(0, 0.02) embeddings
+class TransformerConfig(Config):
+    vocab: int = param(67, ge=2, help="tokens (embedding rows and logits)")
+    max_len: int = param(256, ge=1, help="longest sequence (rows of the positional embedding)")
+    d_model: int = param(256, ge=1, help="residual width")
+    n_layers: int = param(1, ge=1, help="transformer blocks")
+    n_heads: int = param(1, ge=1, help="attention heads per block (divides d_model)")
+    mlp: bool = param(True, help="an MLP in every block")
+    attention: str = param("softmax", choices=("softmax", "relu", "gla"), help="the token mixer")
+    init: str = param("torch", choices=("torch", "gpt2"),
+                      help="torch: PyTorch defaults as the authors' code; gpt2: N(0, 0.02) embeddings")
 
-    def __post_init__(self):
-        check_fields(self)  # types, finiteness and ranges of every field (sims.config)
-        if self.vocab < 2 or self.max_len < 1 or self.n_layers < 1 or self.n_heads < 1:
-            raise ValueError("vocab >= 2, max_len >= 1, n_layers >= 1, n_heads >= 1 required")
+    def check(self):
+        """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        if self.attention not in ("softmax", "relu", "gla"):
-            raise ValueError(f"attention must be 'softmax', 'relu' or 'gla', got {self.attention!r}")
-        if self.init not in ("torch", "gpt2"):
-            raise ValueError(f"init must be 'torch' or 'gpt2', got {self.init!r}")
 
 
 def init(key, cfg: TransformerConfig):

@@ -364,14 +364,3 @@ def test_transformer_gla_mixer_paths_agree_and_are_causal():
     assert np.allclose(np.asarray(w.sum(-1)), 1.0, atol=1e-5) and float(jnp.triu(w[0, 0], 1).max()) == 0.0
     lc, _ = apply(p, x.at[:, 12:].set(0), cfg)
     assert relrms(lc[:, :12], la_[:, :12]) <= 1e-5
-
-
-@pytest.mark.parametrize("name, sets", [
-    ("gla_stability", ["L=128", "normalizers=16,0.1", "chunk_sizes=16,64", "lengths=32", "timing_repeats=1"]),
-    ("lightnet_maps", ["grid=8", "d=16", "seeds=16", "t_max=256"]),
-])
-def test_new_figures_claims_hold_at_a_tiny_size(name, sets, tmp_path):
-    from figures import _core
-
-    claims = _core.run_figure(name, "quick", sets=sets, out=tmp_path, cache=False)
-    assert claims and not [(c.id, c.measured) for c in claims if c.status is not _core.Status.PASS]
