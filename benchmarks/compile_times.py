@@ -20,7 +20,8 @@ import numpy as np
 
 from benchmarks._common import append_results
 from sims import bandits, bigram_backcopy, convex_sgd, lion, quadratic, river_valley
-from sims.sweep import _Batched, batched, execute_chunk, plan
+from sims.engine.build import Batched
+from sims.sweep import batched, execute_chunk, plan
 
 
 def _cases():
@@ -76,8 +77,8 @@ def _emitters_row(name, s, axes, fixed, seeds, x64, mode):
         hps = {k: np.asarray(v) for k, v in p.flat.items()}
         comp, run, digest, exe = {}, {}, {}, {}
         for new in (True, False):  # XLA's default (new) fusion emitters, then the older ones
-            # the engine's own chunk program (sims.sweep._Batched), built with one more compiler option
-            chunk = _Batched(s.run, compiler_options={"xla_cpu_use_fusion_emitters": new}).program(p.n_points)
+            # the engine's own chunk program (sims.engine.build.Batched), built with one more compiler option
+            chunk = Batched(s.run, compiler_options={"xla_cpu_use_fusion_emitters": new}).program(p.n_points)
             low = chunk.lower(keys, hps)
             t0 = time.perf_counter()
             exe[new] = low.compile()

@@ -231,7 +231,7 @@ def make_train(cfg: BBConfig):
         p = res.state[0]
         # the trained model evaluated four ways (full, attention output removed, BOS forced at non-trigger queries,
         # MLP removed) by ONE forward pass scanned over the intervention flags: traced once instead of five times
-        # (XLA had shared most of the unrolled passes: 447 -> 437 CPU kernels). With every flag off the pass is the
+        # (benchmarks/RESULTS.md has the kernel counts). With every flag off the pass is the
         # plain model (a select that keeps its operand, an all-false BOS mask; for GLA the mask selects the A @ v
         # path, equal to the chunk form within float32 rounding)
         variants = ("full", "no_attn", "bos_forced", "no_mlp")

@@ -63,9 +63,8 @@ def _block_key(key: Array, b, j) -> Array:
 
 def _bad(state, bound: float | None) -> Array:
     """True where any leaf of ``state`` is non-finite (or exceeds ``bound`` in abs value)."""
-    # One reduction per dtype over all leaves (max |x|: NaN propagates through max, inf is > any bound), not two
-    # per leaf: a transformer's params + optimizer state have dozens of leaves, and each reduction is its own
-    # compiled kernel (measured: 984 -> 771 kernels, ~-3 s of CPU compile for the Bigram-Backcopy run).
+    # one reduction per dtype over all leaves (max |x|: NaN propagates through max, inf is > any bound), not two
+    # per leaf: each reduction is its own compiled kernel (kernel counts in benchmarks/RESULTS.md)
     by_dtype: dict = {}
     for x in jax.tree.leaves(state):
         x = jnp.asarray(x)
