@@ -20,13 +20,17 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from figures._overrides import UserError
 
-__all__ = ["Figure", "PRESET_NAMES", "names", "load", "contract_errors", "float64"]
+__all__ = ["Figure", "PRESET_NAMES", "TRAINED_AT_TINY", "names", "load", "contract_errors", "float64"]
 
 HERE = Path(__file__).resolve().parent
 PRESET_NAMES = ("tiny", "quick", "full")
+# the not_at_tiny of the trained-transformer figures
+TRAINED_AT_TINY = MappingProxyType({"*": "a transformer trained for a few steps at d = 16 has not formed its "
+                                          "mechanism yet: the claims run and state a status"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

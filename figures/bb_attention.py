@@ -10,7 +10,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Figure, Validated, fmt, overrides, param
+from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
 from sims.bigram_backcopy import BBConfig, source_of, train
 from theory import bigram as tb
 
@@ -188,8 +188,5 @@ FIGURE = Figure(
     presets={**PRESETS, "tiny": overrides(
         PRESETS["quick"], "seeds=1", "control_seeds=1", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
         "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
-    not_at_tiny={
-        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
-             "state a status",
-    },
+    not_at_tiny=TRAINED_AT_TINY,
 )

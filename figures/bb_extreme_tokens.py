@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Figure, Validated, overrides, param
+from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, overrides, param
 from sims.bigram_backcopy import LAYER_METRICS, BBConfig, train
 
 NAME = "bb_extreme_tokens"
@@ -272,8 +272,5 @@ FIGURE = Figure(
     presets={**PRESETS, "tiny": overrides(
         PRESETS["quick"], "seeds=1", "sim.n_layers=2", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
         "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
-    not_at_tiny={
-        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
-             "state a status",
-    },
+    not_at_tiny=TRAINED_AT_TINY,
 )

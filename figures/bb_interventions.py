@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from figures import bb_attention as base
-from figures._core import Claim, Figure, fmt, overrides
+from figures._core import Claim, Figure, fmt
 
 NAME = "bb_interventions"
 DESCRIPTION = "Bigram-Backcopy interventions: remove attention / force BOS attention / remove the MLP"
@@ -72,11 +72,5 @@ def plot(ds, cfg):
 
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
-    presets={**PRESETS, "tiny": overrides(
-        PRESETS["quick"], "seeds=1", "control_seeds=1", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
-        "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
-    not_at_tiny={
-        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
-             "state a status",
-    },
+    presets=PRESETS | {"tiny": base.FIGURE.presets["tiny"]}, not_at_tiny=base.FIGURE.not_at_tiny,  # one training
 )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures._core import Claim, Figure, fmt, overrides
+from figures import subnet_sparsity as sparsity
+from figures._core import Claim, Figure, fmt
 from sims import subnet_experiment as experiment
 
 NAME = "subnet_mechanism"
 DESCRIPTION = "Bigram subnetworks: ablation vs random null, overlap with optimal pruning, residual-stream lens"
 PAPER = experiment.PAPER
 Config = experiment.ExperimentConfig
-PRESETS = {"quick": Config(), "full": experiment.FULL}
 
 
 def compute(cfg):
@@ -102,11 +102,5 @@ def plot(ds, cfg):
 
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
-    presets={**PRESETS, "tiny": overrides(
-        PRESETS["quick"], "base.n_steps=100", "base.log_every=50", "mask.n_steps=100", "lams=1.0", "null_samples=8",
-        "base.d_model=16", "base.seq_len=8")},
-    not_at_tiny={
-        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
-             "state a status",
-    },
+    presets=sparsity.FIGURE.presets, not_at_tiny=sparsity.FIGURE.not_at_tiny,  # the same experiment
 )

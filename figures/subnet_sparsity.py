@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures._core import Claim, Figure, fmt, overrides
+from figures._core import TRAINED_AT_TINY, Claim, Figure, fmt, overrides
 from sims import subnet_experiment as experiment
 
 NAME = "subnet_sparsity"
@@ -125,8 +125,5 @@ FIGURE = Figure(
     presets={**PRESETS, "tiny": overrides(
         PRESETS["quick"], "base.n_steps=100", "base.log_every=50", "mask.n_steps=100", "lams=1.0", "null_samples=8",
         "base.d_model=16", "base.seq_len=8")},
-    not_at_tiny={
-        "*": "a transformer trained for a few steps at d = 16 has not formed its mechanism yet: the claims run and "
-             "state a status",
-    },
+    not_at_tiny=TRAINED_AT_TINY,
 )

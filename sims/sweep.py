@@ -66,17 +66,9 @@ def sweep(
     *,
     seeds: int,
     key: jax.Array,
-    steps: np.ndarray | None = None,
-    mode: str = "grid",
-    fixed: Mapping[str, float] | None = None,
-    dims: Mapping[str, Sequence[str]] | None = None,
-    coords: Mapping[str, Any] | None = None,
-    cfg: Any = None,
-    max_bytes: int = 256 * 2**20,
     cache_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
-    steps_per_run: int | None = None,
-    dtype: Any = None,
+    **plan_options: Any,
 ) -> xr.Dataset:
     """Run ``run`` over named hparam ``axes`` x ``seeds`` and return an ``xarray.Dataset``: :func:`plan`, then one
     compiled call per chunk (through the cache), then :func:`assemble`.
@@ -88,33 +80,26 @@ def sweep(
         equal-length lists zipped into one dim ``point``. Repeated values are an error.
       seeds: number of seeds (>= 1). Seed ``s`` uses ``fold_in(key, s)``.
       key: typed PRNG key.
-      steps: coordinate of the record axis of ``traj`` (dim ``step``).
-      fixed: hparams held constant (not swept) passed to every run (recorded in ``attrs['fixed_hparams']``).
-      dims: extra dim names for trailing axes of a variable (``{"x": ("coord",)}``).
-      coords: coordinates for extra dims.
-      cfg: the static config (stored in attrs and hashed for the resume cache).
-      max_bytes: memory bound on one device's share of a chunk's outputs; chunks split (hparam x seed).
       cache_dir: each chunk is saved there as it finishes, and a rerun of the same sweep (same config, hparams,
         key, layout, code identity and build flags) loads finished chunks instead of recomputing them. None: the
         ``cache_dir`` of the :func:`options` in force (none by default).
       progress: a progress bar (terminal or Jupyter) or periodic log lines; None: the options' (on by default).
-      steps_per_run: steps of one run, for the progress rate (a :class:`Sim` supplies it).
-      dtype: dtype to cast float hparams to (default: jax's default float).
+      **plan_options: ``steps``, ``mode``, ``fixed``, ``dims``, ``coords``, ``cfg``, ``max_bytes``,
+        ``steps_per_run``, ``dtype``, as :func:`sims.engine.plan.plan` documents them (``fixed``: hparams held
+        constant; ``max_bytes``: memory bound on one device's share of a chunk's outputs).
 
     Several processes (after :func:`sims.engine.distributed.initialize`): every process makes the same calls;
-    each chunk is one SPMD program over all their devices and every process returns the whole Dataset.
+    each chunk's seeds are split over all their devices and every process returns the whole Dataset.
 
     The Dataset has ``diverged`` (bool) and ``diverged_step`` (int, -1 if finite) per run; ``attrs['n_diverged']``
     counts them and a warning is logged when any diverged. Its attrs say what made it (see :func:`assemble`).
     """
     if isinstance(run, Sim):  # the bundle supplies what the caller did not
-        steps = run.steps if steps is None else steps
-        cfg = run.cfg if cfg is None else cfg
-        dims = {**run.dims, **(dims or {})}
-        steps_per_run = steps_per_run or run.steps_per_run
+        plan_options = {"steps": run.steps, "cfg": run.cfg, "steps_per_run": run.steps_per_run} | {
+            k: v for k, v in plan_options.items() if v is not None}
+        plan_options["dims"] = {**run.dims, **(plan_options.get("dims") or {})}
         run = run.run
-    p = plan(run, axes, seeds=seeds, key=key, steps=steps, mode=mode, fixed=fixed, dims=dims, coords=coords, cfg=cfg,
-             max_bytes=max_bytes, steps_per_run=steps_per_run, dtype=dtype)
+    p = plan(run, axes, seeds=seeds, key=key, **plan_options)
     opts = current()
     cache_dir = opts.cache_dir if cache_dir is None else cache_dir
     progress = opts.progress if progress is None else progress

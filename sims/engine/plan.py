@@ -197,7 +197,18 @@ def plan(
     steps_per_run: int | None = None,
     dtype: Any = None,
 ) -> SweepPlan:
-    """Validate a sweep and lay it out in chunks, without computing it (arguments as :func:`sweep`).
+    """Validate a sweep and lay it out in chunks, without computing it.
+
+    Args (``run``, ``axes``, ``seeds``, ``key`` as :func:`sims.sweep.sweep`):
+      steps: coordinate of the record axis of ``traj`` (dim ``step``).
+      mode: ``'grid'`` (Cartesian product of ``axes``) or ``'zip'`` (equal-length lists, one dim ``point``).
+      fixed: hparams held constant (not swept) passed to every run (recorded in ``attrs['fixed_hparams']``).
+      dims: extra dim names for trailing axes of a variable (``{"x": ("coord",)}``).
+      coords: coordinates for extra dims.
+      cfg: the static config (stored in attrs and hashed into the sweep id).
+      max_bytes: memory bound on one device's share of a chunk's outputs; chunks split (hparam x seed).
+      steps_per_run: steps of one run (the progress rate).
+      dtype: dtype to cast float hparams to (default: jax's default float).
 
     Raises ``ValueError`` for: seeds < 1; an hparam both swept and fixed; a swept axis with a repeated value
     (grid) or a repeated point (zip); an hparam name the run never reads (a misspelt name would otherwise be an
