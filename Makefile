@@ -1,11 +1,12 @@
 # Two commands for a fresh clone: `make figures` and `make test`. Each (re)creates .venv from
-# requirements.txt when it is missing or stale (stamp keyed on the requirements' hash).
+# requirements.txt when it is missing or stale (stamp keyed on the hash of requirements.txt and pyproject.toml) and
+# installs the suite itself into it in editable mode, so notebooks, scripts in any folder and `python -m figures`
+# from any folder import sims/theory/figures without PYTHONPATH.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-REQ_HASH := $(shell $(PY) -c "import hashlib;print(hashlib.sha256(open('requirements.txt','rb').read()).hexdigest()[:16])")
+REQ_HASH := $(shell $(PY) -c "import hashlib;print(hashlib.sha256(open('requirements.txt','rb').read()+open('pyproject.toml','rb').read()).hexdigest()[:16])")
 STAMP := $(VENV)/.stamp-$(REQ_HASH)
-export PYTHONPATH := $(CURDIR)
 export MPLBACKEND := Agg
 export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
@@ -13,11 +14,12 @@ export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
 all: test
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	rm -rf $(VENV)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)

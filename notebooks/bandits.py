@@ -23,7 +23,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sims.bandits import BanditConfig, instance, make_run
+from sims.bandits import BanditConfig, instance, sim
 from sims.sweep import sweep
 from theory import bandits as tb
 
@@ -40,8 +40,7 @@ print("myopic arm (argmax theta^T u):", inst.arms[np.argmax(inst.arms @ inst.the
 fig, ax = plt.subplots()
 for alg in ("dynlinucblog", "linucblog", "clairvoyant"):
     cfg = BanditConfig(instance="real", algorithms=(alg,), horizon=T, log_every=T // 100)
-    ds = sweep(make_run(cfg), None, seeds=4, key=jax.random.key(0), steps=cfg.steps(),
-               dims={"h_hat": ("coord",)})
+    ds = sweep(sim(cfg), None, seeds=4, key=jax.random.key(0))
     R = ds.pseudo_regret
     ax.plot(ds.step, R.mean("seed"), label=alg)
     print(alg, "final h_hat (seed mean):", ds.h_hat.mean("seed").values.round(3))

@@ -25,7 +25,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sims.bigram_backcopy import SWEEP_DIMS, BBConfig, make_run, source_of
+from sims.bigram_backcopy import BBConfig, sim, source_of
 from sims.sweep import sweep
 from theory import bigram as tb
 
@@ -34,8 +34,7 @@ cfg = BBConfig(data="zipf" if SMALL else "shakespeare", V=16 if SMALL else 65,
                seq_len=16 if SMALL else 32, batch=32 if SMALL else 64,
                d_model=32 if SMALL else 64,
                n_steps=400 if SMALL else 2000, log_every=50 if SMALL else 100)
-ds = sweep(make_run(cfg), {"lr": [3e-3]}, seeds=2 if SMALL else 4, key=jax.random.key(0), steps=cfg.steps(), cfg=cfg,
-           dims=SWEEP_DIMS).isel(lr=0, layer=0)
+ds = sweep(sim(cfg), {"lr": [3e-3]}, seeds=2 if SMALL else 4, key=jax.random.key(0)).isel(lr=0, layer=0)
 P, mask, _ = source_of(cfg)
 oracle, frac = tb.backcopy_oracle(P, np.nonzero(mask)[0], cfg.seq_len + 1)
 print(f"triggers {np.nonzero(mask)[0]}, trigger fraction {frac:.3f}, Bayes bigram loss {oracle:.3f} nats")

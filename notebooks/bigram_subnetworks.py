@@ -63,3 +63,20 @@ null = jax.vmap(lambda k: sn.ablation_losses(cfg, params, sn.random_same_counts(
     jax.random.split(jax.random.key(3), 32))
 print(f"non-trigger loss: bigram subnetwork removed {float(removed[1]):.3f}; random null "
       f"{float(null[1].mean()):.3f} +- {float(null[1].std()):.3f}")
+
+# %% [markdown]
+# The whole experiment the figures `subnet_sparsity` and `subnet_mechanism` run is one public function,
+# `sims.subnet_experiment.run(cfg)`, with the figure's own config: here its tiny preset (SMALL) or its quick preset,
+# with any field changed as on the command line (`overrides(cfg, "lams=1.0,3.0")`).
+
+# %%
+from figures import subnet_sparsity  # noqa: E402
+from figures._core import overrides  # noqa: E402
+from sims import subnet_experiment  # noqa: E402
+
+fig_cfg = subnet_sparsity.FIGURE.presets["tiny" if SMALL else "quick"]
+fig_cfg = overrides(fig_cfg, "lams=0.3,1.0" if SMALL else "lams=0.3,1.0,3.0")
+exp = subnet_experiment.run(fig_cfg)
+lam_star = exp.attrs["lam_star"]
+print(f"lambda* = {lam_star:g}; kept {float(exp.kept_total.isel(seed=0).sel(lam=lam_star)):.3f}; removing it: "
+      f"{exp.removed_loss.values.round(3)} vs full {exp.full_loss.values.round(3)} (trigger, non-trigger)")

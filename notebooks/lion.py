@@ -24,14 +24,13 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sims.lion import LionConfig, make_run
+from sims.lion import LionConfig, sim
 from sims.sweep import sweep
 from theory import lion as tl
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
 cfg = LionConfig(problem="rosenbrock", d=2, n_steps=2000 if SMALL else 20000, log_every=20, x0_scale=3.0)
-ds = sweep(make_run(cfg), {"weight_decay": [1 / 0.6, 1 / 0.3], "lr": [1e-2, 3e-3]}, seeds=8, key=jax.random.key(0),
-           steps=cfg.steps(), cfg=cfg, dims={"x": ("coord",), "m": ("coord",)})
+ds = sweep(sim(cfg), {"weight_decay": [1 / 0.6, 1 / 0.3], "lr": [1e-2, 3e-3]}, seeds=8, key=jax.random.key(0))
 ds
 
 # %%

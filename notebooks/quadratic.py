@@ -23,7 +23,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sims.quadratic import QuadraticConfig, make_run
+from sims.quadratic import QuadraticConfig, sim
 from sims.sweep import sweep
 from theory import quadratic as th
 
@@ -32,8 +32,7 @@ seeds = 200 if SMALL else 4000
 cfg = QuadraticConfig(a=(1.0,), sigma=(1.0,), x0=(2.0,), n_steps=300 if SMALL else 3000, log_every=10)
 
 # %%
-ds = sweep(make_run(cfg), {"lr": [0.05, 0.2, 0.8, 1.5, 2.2]}, seeds=seeds, key=jax.random.key(0),
-           steps=cfg.steps(), cfg=cfg)
+ds = sweep(sim(cfg), {"lr": [0.05, 0.2, 0.8, 1.5, 2.2]}, seeds=seeds, key=jax.random.key(0))
 ds
 
 # %% [markdown]

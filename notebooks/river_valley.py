@@ -23,7 +23,7 @@ import jax
 import matplotlib.pyplot as plt
 
 from sims import schedules as S
-from sims.river_valley import RiverConfig, make_run
+from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
 from theory import river_valley as tr
 
@@ -33,9 +33,9 @@ schedules = {"constant": (0.0, "linear"), "cosine": (1.0, "cosine"), "WSD 10%": 
              "WSD 10% 1-sqrt": (0.1, "1-sqrt")}
 
 # %%
-ds = sweep(make_run(cfg), {"decay_fraction": [v[0] for v in schedules.values()],
-                           "shape_id": [S.DECAY_SHAPES.index(v[1]) for v in schedules.values()]},
-           mode="zip", fixed={"lr": 0.1}, seeds=200 if SMALL else 2000, key=jax.random.key(0), steps=cfg.steps())
+ds = sweep(sim(cfg), {"decay_fraction": [v[0] for v in schedules.values()],
+                     "shape_id": [S.DECAY_SHAPES.index(v[1]) for v in schedules.values()]},
+           mode="zip", fixed={"lr": 0.1}, seeds=200 if SMALL else 2000, key=jax.random.key(0))
 print("diverged runs:", int(ds.diverged.sum()))
 
 # %%

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sims import schedules as S
-from sims.convex_sgd import ConvexConfig, make_data, make_run
+from sims.convex_sgd import ConvexConfig, make_data, sim
 from sims.sweep import sweep
 from theory import schedules as ts
 
@@ -44,7 +44,7 @@ fstar, _ = ts.erm_optimum(cfg.problem, A, b)
 fig, ax = plt.subplots()
 for k, a in arrs.items():
     c = cfg.__class__(**{**cfg.__dict__, "schedule": ("table", tuple(np.round(a, 12).tolist()))})
-    ds = sweep(make_run(c), {"lr": [1.5, 3.0, 6.0]}, seeds=16 if SMALL else 64, key=jax.random.key(0), steps=c.steps())
+    ds = sweep(sim(c), {"lr": [1.5, 3.0, 6.0]}, seeds=16 if SMALL else 64, key=jax.random.key(0))
     fin = ds.loss.isel(step=-1).mean("seed") - fstar
     ax.plot(ds.lr, fin, "o-", label=k)
 ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final f - f*")
