@@ -1,4 +1,4 @@
-"""``python -m figures {list,run,all,show}``: reproduce figures and check their claims.
+"""``python -m figures {list,run,all,show,claims,replot,compare,cache}``: reproduce figures and check their claims.
 
 Exit status: 0 when every claim passes (or is a documented "not reproduced" finding),
 1 when a claim fails or a figure's runs diverged (one message each, nothing written for that figure),
@@ -33,11 +33,22 @@ def fields_help(name: str) -> str:
     lines = [f"config fields of {name} (override with --set KEY=VALUE, nested ones by dotted path; lists "
              "comma-separated; booleans true/false):"]
     fulls = {n: v for n, _, v in _core.walk_fields(full)}
+    panels = _core.set_in_panels(quick)
     for n, f, v in _core.walk_fields(quick):
         md = f.metadata
-        lines.append(f"  {n}: quick {v!r}, full {fulls.get(n)!r}; "
-                     f"{_core._range_text(md)}" + (f". {md['help']}" if md.get("help") else ""))
+        lines.append(f"  {n}: quick {_short(v)}, full {_short(fulls.get(n))}; "
+                     f"{_core._range_text(md)}" + (f". {md['help']}" if md.get("help") else "")
+                     + (f" [not in every panel: {panels[n]}]" if n in panels else ""))
     return "\n".join(lines)
+
+
+def _short(v) -> str:
+    """A default as --help prints it: floats to 6 significant digits (1.66667, not 1.6666666666666667)."""
+    if isinstance(v, float) and len(repr(v)) > 10:
+        return f"{v:.6g}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_short(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return repr(v)
 
 
 def show(name: str, preset: str, seeds, sets) -> str:
@@ -50,14 +61,17 @@ def show(name: str, preset: str, seeds, sets) -> str:
 def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     p = _Parser(prog="python -m figures", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="name every figure with its description and paper")
+    sub.add_parser("list", help="name every figure with its description, paper and typical quick-preset time")
 
     def common(sp):
         g = sp.add_mutually_exclusive_group()
         g.add_argument("--quick", dest="preset", action="store_const", const="quick", help="quick preset (default)")
         g.add_argument("--full", dest="preset", action="store_const", const="full", help="full, paper-size preset")
+        g.add_argument("--tiny", dest="preset", action="store_const", const="tiny",
+                       help="tiny preset (seconds; the tests' size: its statistical claims may not hold)")
         sp.set_defaults(preset="quick")
-        sp.add_argument("--seeds", type=int, default=None, help="number of seeds (>= 1)")
+        sp.add_argument("--seeds", type=int, default=None,
+                        help="number of seeds (the figure's `seeds` field: its range in `run NAME --help`)")
         sp.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
         sp.add_argument("--no-cache", dest="cache", action="store_false",
                         help=f"do not keep finished sweep chunks under OUT/{_core.CACHE_DIR} (default: keep them, "
@@ -79,7 +93,53 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     common(s)
     s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
+    c = sub.add_parser("claims", help="list the claims a figure states (statistic, regime) without running it")
+    c.add_argument("name", nargs="?", default=None, help="a figure (default: every figure)")
+    rp = sub.add_parser("replot", help="draw a saved run again from its NetCDF (no recompute); PNG beside it")
+    rp.add_argument("file", type=Path, help="a figure's .nc (or its .claims.json)")
+    cp = sub.add_parser("compare", help="two runs' configs and claims side by side")
+    cp.add_argument("a", type=Path, help="a figure's .claims.json or .nc")
+    cp.add_argument("b", type=Path)
+    ca = sub.add_parser("cache", help=f"show (and with --prune clear) the sweep cache OUT/{_core.CACHE_DIR}")
+    ca.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
+    ca.add_argument("--prune", action="store_true", help="delete cached sweeps (all but the --keep newest)")
+    ca.add_argument("--keep", type=int, default=0, help="with --prune: keep this many of the newest sweeps (>= 0)")
     return p
+
+
+def _other_verbs(args) -> int | None:
+    """claims / replot / compare / cache; None for the verbs that run figures."""
+    from figures import _api
+
+    if args.cmd == "claims":
+        for name in [args.name] if args.name else _contract.names():
+            print(f"{name}:")
+            for c in _api.claims(name):
+                print(f"  {c['id']}: {c.get('statement', '')}\n      statistic: {c.get('statistic', '')}"
+                      + (f"\n      regime: {c['regime']}" if c["regime"] else ""))
+        return 0
+    if args.cmd == "replot":
+        print(f"wrote {_api.replot(args.file)}")
+        return 0
+    if args.cmd == "compare":
+        print(_api.compare(args.a, args.b))
+        return 0
+    if args.cmd == "cache":
+        from sims.engine import cache
+
+        if args.keep < 0:
+            raise _core.UserError(f"--keep={args.keep} is out of range: must be >= 0")
+        root = Path(args.out or _core.OUT_DIR) / _core.CACHE_DIR
+        rows = cache.usage(root)
+        total = sum(r[2] for r in rows)
+        print(f"{root}: {len(rows)} cached sweep(s), {total / 2**20:.1f} MiB")
+        for sid, n, size, _ in rows:
+            print(f"  {sid}  {n} chunk(s)  {size / 2**20:.2f} MiB")
+        if args.prune:
+            gone = cache.prune(root, keep=args.keep)
+            print(f"pruned {len(gone)} sweep(s)")
+        return 0
+    return None
 
 
 def main(argv=None) -> int:
@@ -92,10 +152,20 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     _progress_lines()
     if args.cmd == "list":
+        typical = _typical_seconds()
         for name in _contract.names():
             fig = _contract.load(name)
-            print(f"{name:28s} {fig.description}  [{fig.paper}]")
+            t = typical.get(name)
+            print(f"{name:22s} {_fmt_time(t):>9s}  {fig.description}  [{fig.paper}]")
+        print(f"(time: the quick preset on a 2-core CPU, measured; {_TIMINGS.name})")
         return 0
+    try:
+        rc = _other_verbs(args)
+    except _core.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if rc is not None:
+        return rc
     if args.cmd == "show":
         try:
             print(show(args.name, args.preset, args.seeds, args.sets))
@@ -105,9 +175,7 @@ def main(argv=None) -> int:
         return 0
     names = [args.name] if args.cmd == "run" else list(_contract.names())
     try:
-        # validate every requested figure's config before running anything
-        if args.seeds is not None and args.seeds < 1:
-            raise _core.UserError(f"--seeds={args.seeds} is out of range: must be >= 1")
+        # validate every requested figure's config before running anything (--seeds by the figure's own range)
         for n in names:
             _core.resolve_config(_contract.load(n), args.preset, args.seeds, getattr(args, "sets", ()))
         _core.check_out_dir(args.out)
@@ -149,6 +217,25 @@ def _run_all(args, names) -> int:
         print(f"{len(failed)} claim(s) FAILED or figure(s) diverged", file=sys.stderr)
         return 1
     return 0
+
+
+_TIMINGS = Path(__file__).resolve().parent / "timings.json"
+
+
+def _typical_seconds() -> dict:
+    """name -> seconds of the quick preset, as measured by `make figures` on a 2-core CPU (figures/timings.json)."""
+    import json
+
+    try:
+        return json.loads(_TIMINGS.read_text())["quick_seconds"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _fmt_time(t) -> str:
+    if t is None:
+        return "?"
+    return f"~{t:.0f} s" if t < 90 else f"~{t / 60:.1f} min"
 
 
 def _progress_lines() -> None:

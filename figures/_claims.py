@@ -19,6 +19,7 @@ class Status(enum.Enum):
 
     PASS = "pass"
     NOT_REPRODUCED = "not reproduced"  # the paper's claim does not hold in the toy: the finding says why
+    NOT_APPLICABLE = "n/a"  # the run's settings lie outside the claim's regime: the reason says which
     FAIL = "FAIL"
 
 
@@ -28,7 +29,9 @@ class Claim:
 
     ``passed`` says whether the measurement agrees with the prediction under ``statistic``. A paper claim that
     does not hold in the toy after bugs were ruled out carries a ``finding`` (why, with numbers): it is reported
-    as *not reproduced* instead of failing.
+    as *not reproduced* instead of failing. ``regime`` says the settings the claim is about (the figure's
+    :class:`~figures._contract.Regime`); a run outside them sets ``not_applicable`` (the reason), and the claim is
+    reported as *n/a*, whatever the measurement (which is kept).
     """
 
     id: str
@@ -39,12 +42,16 @@ class Claim:
     passed: bool
     finding: str = ""
     figure: str = ""
+    regime: str = ""
+    not_applicable: str = ""
 
     def __post_init__(self):
         self.passed = bool(self.passed)
 
     @property
     def status(self) -> Status:
+        if self.not_applicable:
+            return Status.NOT_APPLICABLE
         if self.passed:
             return Status.PASS
         return Status.NOT_REPRODUCED if self.finding else Status.FAIL
@@ -105,7 +112,8 @@ def write_report(out: Path) -> Path:
     for p in sorted(out.glob("*.claims.json")):
         try:
             rec = json.loads(p.read_text())
-            got = [(rec["figure"], rec.get("preset", ""), c) for c in rec["claims"]]
+            label = rec.get("preset", "") + "".join(f" + {o}" for o in rec.get("overrides", []))
+            got = [(rec["figure"], label, c) for c in rec["claims"]]
             for _, _, c in got:
                 c["status"], c["id"], c["statement"]  # noqa: B018  (the fields the table needs)
         except (OSError, ValueError, KeyError, TypeError):
@@ -123,13 +131,15 @@ def write_report(out: Path) -> Path:
     ]
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     for fig, preset, c in rows:
+        note = c.get("not_applicable") or c.get("finding", "")
         lines.append(
             f"| {fig} ({preset}) | {esc(c['id'])} | {esc(c['statement'])} | {esc(c['theory'])} | "
-            f"{esc(c['measured'])} | {esc(c['statistic'])} | **{c['status']}** | {esc(c.get('finding', ''))} |"
+            f"{esc(c['measured'])} | {esc(c['statistic'])} | **{c['status']}** | {esc(note)} |"
         )
-    n_fail = sum(c["status"] == Status.FAIL.value for _, _, c in rows)
-    n_nr = sum(c["status"] == Status.NOT_REPRODUCED.value for _, _, c in rows)
-    lines += ["", f"{len(rows)} claims: {len(rows) - n_fail - n_nr} pass, {n_nr} not reproduced, {n_fail} fail."]
+    count = {st: sum(c["status"] == st.value for _, _, c in rows) for st in Status}
+    n_na = count[Status.NOT_APPLICABLE]
+    lines += ["", f"{len(rows)} claims: {count[Status.PASS]} pass, {count[Status.NOT_REPRODUCED]} not reproduced, "
+              f"{count[Status.FAIL]} fail" + (f", {n_na} n/a (outside their regime)." if n_na else ".")]
     if unreadable:
         lines += ["", f"Skipped {len(unreadable)} unreadable claims file(s): {', '.join(unreadable)} (rerun those "
                   "figures)."]

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from figures._claims import Claim, Status, fmt, mean_se, write_report, zscores
-from figures._contract import TRAINED_AT_TINY, Figure, float64, load, names
+from figures._contract import TRAINED_AT_TINY, Figure, Regime, float64, load, names
 from figures._output import CACHE_DIR, OUT_DIR, check_out_dir, run_figure
 from figures._overrides import (
     UserError,
@@ -20,6 +20,7 @@ from figures._overrides import (
     replace_paths,
     resolve_config,
     set_by_figure,
+    set_in_panels,
     walk_fields,
 )
 from figures._style import annotate_diverged, band, style
@@ -28,7 +29,8 @@ from sims.config import param
 from sims.config import range_text as _range_text
 from sims.engine.results import Diverged
 
-__all__ = ["Claim", "Status", "fmt", "mean_se", "zscores", "write_report", "Figure", "TRAINED_AT_TINY", "float64",
-           "load", "names", "CACHE_DIR", "OUT_DIR", "check_out_dir", "run_figure", "UserError", "overrides",
-           "parse_override", "replace_path", "replace_paths", "resolve_config", "set_by_figure", "walk_fields",
-           "annotate_diverged", "band", "style", "Validated", "param", "_range_text", "Diverged"]
+__all__ = ["Claim", "Status", "fmt", "mean_se", "zscores", "write_report", "Figure", "Regime", "TRAINED_AT_TINY",
+           "float64", "load", "names", "CACHE_DIR", "OUT_DIR", "check_out_dir", "run_figure", "UserError",
+           "overrides", "parse_override", "replace_path", "replace_paths", "resolve_config", "set_by_figure",
+           "set_in_panels", "walk_fields", "annotate_diverged", "band", "style", "Validated", "param", "_range_text",
+           "Diverged"]

@@ -5,14 +5,15 @@ validation (the configs validate themselves at construction: :class:`sims.config
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any
 
 from sims import config as _config
 
-__all__ = ["UserError", "set_by_figure", "walk_fields", "parse_override", "replace_paths", "replace_path",
-           "overrides", "resolve_config"]
+__all__ = ["UserError", "set_by_figure", "set_in_panels", "walk_fields", "parse_override", "replace_paths",
+           "replace_path", "overrides", "resolve_config"]
 
 
 class UserError(ValueError):
@@ -43,6 +44,12 @@ def set_by_figure(cfg) -> dict[str, str]:
     """Dotted fields of the nested sim configs that a figure sets itself (``Config.SET_BY_FIGURE``: path -> from
     what), e.g. ``{"sim.n_steps": "each budget of `budgets`"}``: they are not knobs of the figure."""
     return dict(getattr(type(cfg), "SET_BY_FIGURE", {}))
+
+
+def set_in_panels(cfg) -> dict[str, str]:
+    """Knobs that one panel (or variant) of a figure replaces with its own value while the others use the knob
+    (``Config.SET_IN_PANELS``: path -> where and what): still knobs, and ``--help`` says where they do not apply."""
+    return dict(getattr(type(cfg), "SET_IN_PANELS", {}))
 
 
 def walk_fields(cfg, prefix: str = "", *, skip: dict | None = None):
@@ -96,7 +103,9 @@ def parse_override(cfg, item: str) -> tuple[str, Any]:
         raise UserError(f"{key} is set by the figure ({derived[key]}): not a knob of this figure")
     names = [n for n, _, _ in walk_fields(cfg)]
     if key not in names:
-        raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(names)}")
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(names)}")
     owner = cfg
     for part in key.split(".")[:-1]:
         owner = getattr(owner, part)

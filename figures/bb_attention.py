@@ -4,13 +4,14 @@ previous token, the others sink onto BOS), near-oracle loss, and the initializat
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 import xarray as xr
 
-from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
+from figures._core import TRAINED_AT_TINY, Claim, Figure, Regime, Validated, fmt, overrides, param
 from sims.bigram_backcopy import BBConfig, source_of, train
 from theory import bigram as tb
 
@@ -28,13 +29,17 @@ class Config(Validated):
     lr: float = param(3e-3, gt=0, help="AdamW step (paper: 3e-4 at d=256, 10k steps)")
     control_seeds: int = param(1, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
 
-    def check(self):
-        if self.sim.n_layers != 1 or self.sim.attention != "softmax" or self.sim.optimizer != "adamw":
-            raise ValueError("sim must be the paper's 1-layer softmax model trained by AdamW (sim.n_layers=1, "
-                             "sim.attention=softmax, sim.optimizer=adamw)")
+    SET_IN_PANELS: typing.ClassVar[dict] = {"sim.init": "the init control trains gpt2-initialized models"}
 
-    def bb(self, init="torch") -> BBConfig:
-        return dataclasses.replace(self.sim, init=init)
+    def bb(self, init: str | None = None) -> BBConfig:
+        """The trained models' config: ``sim`` itself, or with another ``init`` (the control)."""
+        return self.sim if init is None else dataclasses.replace(self.sim, init=init)
+
+
+# the claims are about the paper's model: another depth, token mixer or optimizer is an exploration (n/a)
+PAPER_MODEL = Regime("the paper's 1-layer softmax head trained by AdamW (sim.n_layers=1, sim.attention=softmax, "
+                     "sim.optimizer=adamw); other models are explorations: the plots show layer 0",
+                     lambda c: c.sim.n_layers == 1 and c.sim.attention == "softmax" and c.sim.optimizer == "adamw")
 
 
 PRESETS = {
@@ -188,5 +193,5 @@ FIGURE = Figure(
     presets={**PRESETS, "tiny": overrides(
         PRESETS["quick"], "seeds=1", "control_seeds=1", "sim.n_steps=40", "sim.log_every=20", "sim.d_model=16",
         "sim.seq_len=8", "sim.batch=8", "sim.eval_batch=16")},
-    not_at_tiny=TRAINED_AT_TINY,
+    not_at_tiny=TRAINED_AT_TINY, regimes={"*": PAPER_MODEL},
 )

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +25,10 @@ LABELS = {"adam": "softmax + Adam", "sgd": "softmax + SGD", "relu": "ReLU attent
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
+    SET_BY_FIGURE: typing.ClassVar[dict] = {
+        "sim.attention": "each variant's token mixer (softmax, softmax, relu, gla)",
+        "sim.optimizer": "each variant's optimizer (adamw, sgd, adamw, adamw)",
+    }
     sim: BBConfig = BBConfig(n_layers=3, seq_len=16, batch=32, d_model=64, n_steps=2000, log_every=100)
     seeds: int = param(3, ge=1)
     lr_adam: float = param(3e-3, gt=0, help="AdamW step (paper 3e-4 at d=256, 10k steps)")

@@ -73,4 +73,5 @@ def plot(ds, cfg):
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
     presets=PRESETS | {"tiny": base.FIGURE.presets["tiny"]}, not_at_tiny=base.FIGURE.not_at_tiny,  # one training
+    regimes=base.FIGURE.regimes,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import matplotlib.pyplot as plt
@@ -35,6 +36,8 @@ class Config(Validated):
     """``sim`` is the schedule panel's run (d curvatures, one noise scale, one start); the stationary panel runs
     the same config at d = 1, a = 1, x0 = 0."""
 
+    SET_IN_PANELS: typing.ClassVar[dict] = {"sim.a": "the stationary panel runs a = 1 (d = 1)",
+                                            "sim.x0": "the stationary panel starts at x0 = 0"}
     sim: QuadraticConfig = QuadraticConfig(a=A_GRID, sigma=(1.0,), x0=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2, help="seeds per point")
     lr: float = param(0.15, gt=0, help="peak lr of the schedule panel (stable iff < 2/max(sim.a))")

@@ -38,6 +38,10 @@ class Config(Validated):
     SET_BY_FIGURE: typing.ClassVar[dict] = {**STRAIGHT_RIVER,
                                             "sim.kappa": "0 in the schedule panel, -+kappa in the kappa panel",
                                             "sim.schedule": "the WSD / cosine family of the figure, peak `lr`"}
+    SET_IN_PANELS: typing.ClassVar[dict] = {
+        "sim.a": "the kappa panel runs one hill of sharpness `kappa_a`",
+        "sim.n_steps": "the kappa panel runs twice as many steps",
+        "sim.log_every": "the kappa panel records every 2 x sim.log_every steps"}
     sim: RiverConfig = RiverConfig(a=(10.0, 5.0), sigma_hill=(1.0,), n_steps=2000, log_every=20)
     seeds: int = param(2000, ge=2)
     lr: float = param(0.1, gt=0, help="peak lr (stable iff < 2/max(sim.a))")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from figures._core import Claim, Figure, Validated, band, fmt, mean_se, overrides, param, zscores
+from figures._core import Claim, Figure, Regime, Validated, band, fmt, mean_se, overrides, param, zscores
 from figures._river import STRAIGHT_RIVER
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
@@ -81,6 +81,16 @@ def compute(cfg):
                     coords={"point": np.arange(len(fr)), "frac": ("point", np.asarray(fr)),
                             "is_cosine": ("point", np.asarray(sh) == 1), "fine": fine})
     return xr.merge([d1, d2], combine_attrs="override")
+
+
+def _stationary_before_decay(cfg) -> bool:
+    """The slowest hill relaxes within the stable phase: (stable steps) x min(lr) x min(a) >= 10 (e^-20)."""
+    stable = cfg.sim.n_steps - int(round(cfg.decay_fraction * cfg.sim.n_steps))
+    return stable * min(cfg.lrs) * min(cfg.sim.a) >= 10
+
+
+STATIONARY = Regime("a stationary stable phase before the decay: (stable steps) x min(lrs) x min(sim.a) >= 10, so "
+                    "the slowest hill has relaxed (e^-20) when the decay starts", _stationary_before_decay)
 
 
 def _decay_start_index(cfg):
@@ -188,4 +198,5 @@ FIGURE = Figure(
     presets={**PRESETS, "tiny": overrides(
         PRESETS["quick"], "seeds=200", "sim.n_steps=400", "sim.log_every=20", "lrs=0.05,0.15",
         "fractions=0.1,0.5,1.0")},
+    regimes={"decay_drop_is_hill_excess": STATIONARY},
 )

@@ -222,6 +222,11 @@ def plan(
     overlap = set(axes) & set(fixed)
     if overlap:
         raise ValueError(f"hparams {sorted(overlap)} are both swept and fixed")
+    for k, v in {**axes, **fixed}.items():
+        arr = np.asarray(v)
+        if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+            raise ValueError(f"hparam {k!r} has a non-finite value {arr.tolist()}: every hparam value must be "
+                             "finite (a NaN or inf is bad input, not a divergence to report)")
     flat, hp_dims, hp_shape = _hparam_points(axes, mode)
     n_points = int(np.prod(hp_shape)) if hp_shape else 1
     fdtype = np.dtype(dtype or jnp.zeros(()).dtype)
