@@ -25,9 +25,11 @@ PAPER = "Mussi, Metelli, Restelli, ICML 2023 (arXiv 2211.08997), Sec. 5"
 
 ALGS = ("clairvoyant",) + sb.RUN_LIST  # the authors' to_run_list (scripts/main.py); expert on real data only
 LABELS = {a: sb.ALGORITHMS[a].label for a in ALGS}
+# one hue per family (DynLin-UCB orange-red, LinUCB blue, D-LinUCB green), lambda = log T dark and dashed / solid,
+# lambda = 1 light and dotted; the baselines in colours far from those (Batch-Exp3 grey, not a second red)
 COLORS = {"clairvoyant": "0.3", "dynlinucblog": "#D55E00", "dynlinucb": "#E69F00", "linucblog": "#0072B2",
           "linucb": "#56B4E9", "dlinucblog": "#009E73", "dlinucb": "#7FCDBB", "ar2": "#CC79A7", "exp3": "#6A3D9A",
-          "batchexp3": "#B15928", "expert": "k"}
+          "batchexp3": "0.5", "expert": "k"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,14 +198,20 @@ def claims(ds, cfg):
     return out
 
 
+STYLES = {"dynlinucblog": "-", "dynlinucb": "-", "linucblog": "--", "linucb": ":", "dlinucblog": "--",
+          "dlinucb": ":", "ar2": "-.", "exp3": "-.", "batchexp3": (0, (5, 1, 1, 1, 1, 1)), "expert": "-."}
+
+
 def plot(ds, cfg):
-    """The paper's regret figure: cumulative pseudo-regret (mean +- SE over seeds) of the authors' runs, both
-    instances, with a log-log inset."""
+    """The paper's regret figure: cumulative pseudo-regret of the authors' runs on both instances (top: linear
+    axes with the authors' y-limit, 3x DynLin-UCB (log T)'s final regret; bottom: log-log with a sqrt(T) guide),
+    mean over seeds with +-SE error bars at a few rounds (shaded bands of the high-variance runs hid the others)."""
     ds = ds.sel(noise_variance="authors")
-    fig, axs = plt.subplots(1, 2, figsize=(12.5, 4.6))
+    fig, axs = plt.subplots(2, 2, figsize=(12.5, 8.2), height_ratios=(1.15, 1))
     s = ds.step.values
-    for ax, inst in zip(axs, ("synthetic", "real")):
-        ins = ax.inset_axes([0.07, 0.56, 0.33, 0.38])
+    marks = np.unique(np.linspace(len(s) // 10, len(s) - 1, 8).astype(int))
+    for col, inst in enumerate(("synthetic", "real")):
+        ax, lg = axs[0, col], axs[1, col]
         top = 0.0
         for alg in ALGS:
             if alg not in ds.algorithm.values or alg == "clairvoyant":
@@ -212,21 +220,23 @@ def plot(ds, cfg):
             if np.all(np.isnan(R)):
                 continue
             m, se = mean_se(R, axis=0)
-            c = COLORS[alg]
-            ls = "--" if alg in ("linucb", "linucblog", "dlinucb", "dlinucblog") else ("-." if alg in (
-                "ar2", "exp3", "batchexp3", "expert") else "-")
-            ax.fill_between(s, m - se, m + se, color=c, alpha=0.2, lw=0)
-            ax.plot(s, m, color=c, lw=1.3, ls=ls, label=LABELS[str(alg)])
-            ins.loglog(s[1:], m[1:], color=c, lw=0.8, ls=ls)
+            c, ls = COLORS[alg], STYLES[alg]
+            ax.plot(s, m, color=c, lw=1.4, ls=ls, label=LABELS[str(alg)])
+            mk = marks
+            ax.errorbar(s[mk], m[mk], yerr=se[mk], fmt="none", ecolor=c, elinewidth=0.9, capsize=2)
+            lg.loglog(s[1:], m[1:], color=c, lw=1.2, ls=ls)
             if alg == "dynlinucblog":
                 top = 3 * m[-1]  # the authors' y-limit: 3x DynLin-UCB (log T)'s final regret
-        ins.loglog(s[1:], 30 * np.sqrt(s[1:]), ":", color="0.4", lw=0.8)
-        ins.tick_params(labelsize=6)
-        ins.set_title(r"log-log ($\cdots\ \sqrt{T}$)", fontsize=7)
+        lg.loglog(s[1:], 30 * np.sqrt(s[1:]), color="0.45", lw=0.9, ls=(0, (1, 2)), label=r"$30\sqrt{T}$")
         ax.set_ylim(0, top)
         ax.set(xlabel="round $t$", ylabel=r"pseudo-regret $\sum_t h^\top(u^\star-u_t)$",
                title=f"{inst} instance ({cfg.seeds} seeds, mean $\\pm$ SE)")
-        ax.legend(fontsize=6.5, loc="lower right", ncol=2)
+        lg.set(xlabel="round $t$ (log)", ylabel="pseudo-regret (log)", title=f"{inst}: log-log")
+    handles, labels = axs[0, 1].get_legend_handles_labels()
+    h2, l2 = axs[1, 0].get_legend_handles_labels()
+    fig.legend(handles + h2, labels + l2, loc="lower center", ncol=6, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.06))
+    fig.tight_layout()
     return fig
 
 

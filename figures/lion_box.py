@@ -137,16 +137,20 @@ def plot(ds, cfg):
     ax1.plot(*cfg.kkt.x0, "ko", ms=5)
     ax1.set(xlim=(-4.5, 4.5), ylim=(-4.5, 4.5), xlabel="$x_1$", ylabel="$x_2$", aspect="equal",
             title=rf"Lion on $(1-x_1)^2+5(x_2-x_1^2)^2$, $\epsilon={cfg.lr:g}$ ($\star$: L-BFGS-B box solution)")
-    ax1.legend(fontsize=7, loc="lower right")
+    ax1.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     t = np.arange(ds.sizes["step"])
     ex = ds.excess_max.values
     for s in range(min(30, ex.shape[0])):
         ax2.plot(t, np.where(ex[s] > 1e-15, ex[s], np.nan), color="C0", lw=0.5, alpha=0.5)
     ax2.plot(t, ds.bound_max.values.max(0), "k--", lw=1.2, label=r"bound $(1-\epsilon\lambda)^t\max_s$ excess$_0$")
     ax2.plot([], [], color="C0", lw=0.8, label=f"max coordinate excess (30 of {ex.shape[0]} seeds)")
-    ax2.set(yscale="log", ylim=(1e-14, None), xlabel="step", ylabel=r"$\max_i(|x_i|-1/\lambda)_+$",
-            title=rf"box entry, $d={cfg.box.d}$ quadratic, gradient noise $\sigma={cfg.box.grad_noise:g}$")
-    ax2.legend(fontsize=7)
+    inside = np.nonzero(np.any(ex > 1e-14, axis=0))[0]  # steps with some seed still outside the box (to 1e-14)
+    last = int(inside[-1]) if inside.size else len(t) - 1
+    ax2.set(yscale="log", ylim=(1e-14, None), xlim=(0, min(len(t) - 1, 1.15 * last + 1)), xlabel="step",
+            ylabel=r"$\max_i(|x_i|-1/\lambda)_+$",
+            title=rf"box entry at $\lambda={cfg.lambdas[0]:.3g}$ (box $1/\lambda={1 / cfg.lambdas[0]:.3g}$), "
+                  rf"$d={cfg.box.d}$ quadratic, noise $\sigma={cfg.box.grad_noise:g}$")
+    ax2.legend(fontsize=7.5)
     return fig
 
 

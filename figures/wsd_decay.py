@@ -156,15 +156,18 @@ def claims(ds, cfg):
 
 
 def plot(ds, cfg):
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.7))
+    fig, axs = plt.subplots(1, 3, figsize=(13.5, 3.9))
     steps = ds.step.values
+    # one distinct hue per lr (the style's cycle pairs blue / light blue and vermillion / orange: confusable)
+    colors = ["#0072B2", "#D55E00", "#009E73", "#6A3D9A", "#000000", "#E69F00", "#CC79A7", "#56B4E9"] * 4
     for i, lr in enumerate(ds.lr.values):
-        band(axs[0], steps, ds.loss.isel(lr=i).values, f"C{i}", rf"$\eta={lr:g}$")
+        band(axs[0], steps, ds.loss.isel(lr=i).values, colors[i], rf"$\eta={lr:g}$")
         axs[0].plot(steps, ds.pred.isel(lr=i), "k--", lw=0.6)
+    axs[0].plot([], [], "k--", lw=0.6, label="theory (exact)")
     axs[0].axvline(steps[_decay_start_index(cfg)], color="0.5", ls=":", lw=1)
     axs[0].set(yscale="log", xlabel="step $t$", ylabel=r"$\mathbb{E}\,f$",
                title=f"WSD ({cfg.decay_fraction:g} linear decay): plateau, then drop")
-    axs[0].legend(fontsize=7, ncol=2)
+    axs[0].legend(fontsize=7.5, ncol=2)
     i0 = _decay_start_index(cfg)
     L = ds.loss.values.astype(np.float64)
     drop = L[:, :, i0] - L[:, :, -1]
@@ -174,7 +177,9 @@ def plot(ds, cfg):
     axs[1].plot(lrs, ds.pred.values[:, i0] - ds.pred.values[:, -1], "k--", lw=0.8, label="theory (exact)")
     fine = np.linspace(lrs.min(), lrs.max(), 100)
     axs[1].plot(fine, tq.stationary_loss(fine, cfg.sim.a, cfg.sim.sigma_hill[0]), color="C1", lw=1,
-                label=r"stationary excess $\sum_i\frac{\eta\sigma^2}{2(2-\eta a_i)}$")
+                label="stationary hill excess")
+    axs[1].text(0.97, 0.05, r"$\sum_i \eta\sigma^2 / (2(2-\eta a_i))$", transform=axs[1].transAxes, ha="right",
+                fontsize=10, color="C1")
     axs[1].set(xscale="log", yscale="log", xlabel=r"stable lr $\eta$", ylabel="loss drop in the decay",
                title="decay drop vs lr")
     axs[1].legend(fontsize=7)
