@@ -39,13 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.bandit_instances import frozen, instance, instance_label, load_instance, pin_file
 from sims.config import Config, param
 from sims.sweep import Sim, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from theory import bandits as tb
 
 __all__ = ["sim", "EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance",
-           "ALGORITHMS",
-           "PATHS", "env_params", "algorithm_params", "NOISE_VARIANCES", "RUN_LIST", "round_noise"]
+           "load_instance", "frozen", "instance_label", "ALGORITHMS", "PATHS", "env_params", "algorithm_params",
+           "NOISE_VARIANCES", "RUN_LIST", "round_noise"]
 
 NOISE_VARIANCES = ("authors", "exact")
 _BIG = 1e30  # AR2's "not yet" (the authors' np.inf): finite, so the sweep's divergence check stays meaningful
@@ -88,41 +89,6 @@ def step_noise(state: EnvState, u, params: EnvParams, xi_x, xi_y):
     y = params.omega @ state.x + params.theta @ u + params.sigma_y * xi_y
     x = params.A @ state.x + params.B @ u + params.sigma_x * xi_x
     return EnvState(x), y
-
-
-@functools.cache
-def instance(name: str) -> tb.Instance:
-    """``synthetic`` (and its limits ``synthetic:B=0``, ``synthetic:omega=0``, ``synthetic:A=0``), ``real``,
-    ``synthetic:sigma=<s>`` / ``real:sigma=<s>`` (the authors' configs use s = 0.001, 0.01, 0.1),
-    ``synthetic:ball`` / ``real:ball`` (unit-ball action set, 512 directions),
-    ``rho=<value>`` (rho sweep at fixed h), ``random=<seed>,<rho>``."""
-    if name == "synthetic":
-        return tb.synthetic()
-    if name in ("synthetic:B=0", "synthetic:omega=0", "synthetic:A=0"):  # the sanity limits
-        s = tb.synthetic()
-        field = name.split(":")[1].split("=")[0]
-        return tb.check_instance(s._replace(**{field: np.zeros_like(getattr(s, field))}))
-    if name == "real":
-        return tb.real_data()
-    if name.startswith(("synthetic:sigma=", "real:sigma=")):
-        base, val = name.split(":sigma=")
-        try:
-            sig = float(val)
-        except ValueError:
-            raise ValueError(f"sigma in {name!r} must be a number") from None
-        if not (math.isfinite(sig) and sig >= 0):
-            raise ValueError(f"sigma in {name!r} must be finite and >= 0")
-        return tb.synthetic(sig) if base == "synthetic" else tb.real_data(sig)
-    if name in ("synthetic:ball", "real:ball"):  # the unit ball as action set, discretized (512 directions)
-        base = tb.synthetic() if name.startswith("synthetic") else tb.real_data()
-        return tb.check_instance(base._replace(arms=tb.sphere_arms(512)))
-    if name.startswith("rho="):
-        return tb.rho_sweep_instance(float(name[4:]))
-    if name.startswith("random="):
-        s, r = name[7:].split(",")
-        return tb.random_instance(int(s), rho=float(r))
-    raise ValueError(f"unknown instance {name!r}: synthetic, real, synthetic:sigma=<s>, real:sigma=<s>, rho=<r>, "
-                     "random=<seed>,<rho>")
 
 
 # --------------------------------------------------------------------------------------
@@ -318,7 +284,8 @@ class BanditConfig(Config):
     every instance x noise variance x algorithm x seed (a per-instance config would compile once per instance).
     ``rho_bar`` likewise (a float or a tuple, indexed by ``hparams["rb"]``)."""
 
-    instance: str | tuple = param("synthetic", help="instance name (sims.bandits.instance) or a tuple of names")
+    instance: str | tuple = param("synthetic", help="instance name (sims.bandits.instance), a user's system "
+                                  "(theory.bandits.Instance: arrays) or a tuple of them")
     algorithms: tuple = param(("dynlinucblog",), help="algorithm names sharing one code path (ALGORITHMS)")
     horizon: int = param(100_000, ge=1, le=10**10, help="rounds T")
     log_every: int = param(1000, ge=1, help="record every log_every rounds (divides the horizon)")
@@ -331,13 +298,24 @@ class BanditConfig(Config):
     def __post_init__(self):
         algs = (self.algorithms,) if isinstance(self.algorithms, str) else tuple(self.algorithms)
         object.__setattr__(self, "algorithms", algs)
-        for f in ("instance", "noise_variance"):
-            v = getattr(self, f)
-            if not isinstance(v, str):
-                v = tuple(v)
-                if not v or len(set(v)) != len(v) or not all(isinstance(x, str) for x in v):
-                    raise ValueError(f"{f} must be a name or a non-empty tuple of distinct names, got {v!r}")
-                object.__setattr__(self, f, v)
+        inst = self.instance
+        if isinstance(inst, tb.Instance) and not isinstance(inst.A, tuple):  # one user system (arrays)
+            inst = frozen(inst)
+        elif isinstance(inst, str):
+            inst = pin_file(inst)  # a file's system: keyed on its content
+        elif not isinstance(inst, tb.Instance):  # a tuple of names / systems
+            inst = tuple(frozen(x) if isinstance(x, tb.Instance) and not isinstance(x.A, tuple) else
+                         pin_file(x) if isinstance(x, str) else x for x in inst)
+            if not inst or len(set(inst)) != len(inst) or not all(isinstance(x, (str, tb.Instance)) for x in inst):
+                raise ValueError(f"instance must be a name, a system or a non-empty tuple of distinct ones, got "
+                                 f"{inst!r}")
+        object.__setattr__(self, "instance", inst)
+        v = self.noise_variance
+        if not isinstance(v, str):
+            v = tuple(v)
+            if not v or len(set(v)) != len(v) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"noise_variance must be a name or a non-empty tuple of distinct names, got {v!r}")
+            object.__setattr__(self, "noise_variance", v)
         if not isinstance(self.rho_bar, (int, float)):
             rb = tuple(self.rho_bar)
             if not rb or len(set(rb)) != len(rb):
@@ -384,7 +362,8 @@ class BanditConfig(Config):
 
     @property
     def instances(self) -> tuple:
-        return (self.instance,) if isinstance(self.instance, str) else self.instance
+        one = isinstance(self.instance, str) or isinstance(self.instance, tb.Instance)
+        return (self.instance,) if one else self.instance
 
     @property
     def noise_variances(self) -> tuple:

@@ -30,7 +30,7 @@ CORE = {
 }
 # module -> topic. One topic per paper family; its sims and theory modules share it.
 TOPIC = {
-    "sims.bandits": "bandits", "theory.bandits": "bandits",
+    "sims.bandits": "bandits", "sims.bandit_instances": "bandits", "theory.bandits": "bandits",
     "sims.transformer": "bigram", "sims.bigram_backcopy": "bigram",
     "sims.subnetworks": "bigram", "sims.subnet_experiment": "bigram", "theory.bigram": "bigram",
     "theory.bigram_backcopy": "bigram",

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from sims.engine.build import build_flags
 __all__ = ["code_identity", "config_to_json", "environment", "git_commit", "SUITE_ROOT", "module_path"]
 
 SUITE_ROOT = Path(__file__).resolve().parents[2]
+# CPython 3.11's ast.parse is not safe to call from several threads at once ("AST constructor recursion depth
+# mismatch", seen with concurrent sweeps whose code identity was not yet cached): one parse at a time
+_PARSE_LOCK = threading.Lock()
 SUITE_PACKAGES = ("sims", "theory", "figures")
 
 
@@ -85,12 +89,13 @@ def code_identity(module: str) -> tuple[str, tuple[str, ...]]:
     """(sha256[:16] of the source files, their paths) of ``module`` and every suite module it imports,
     transitively. Modules outside the suite (a user's notebook) contribute their name only."""
     seen, todo = set(), [module]
-    while todo:
-        m = todo.pop()
-        if m in seen:
-            continue
-        seen.add(m)
-        todo += sorted(_suite_imports(m) - seen)
+    with _PARSE_LOCK:
+        while todo:
+            m = todo.pop()
+            if m in seen:
+                continue
+            seen.add(m)
+            todo += sorted(_suite_imports(m) - seen)
     h = hashlib.sha256()
     files = []
     for m in sorted(seen):
