@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Status", "Claim", "fmt", "mean_se", "zscores", "write_report", "write_text_atomic"]
+__all__ = ["Status", "Claim", "numbers", "fmt", "mean_se", "zscores", "write_report", "write_text_atomic"]
 
 
 class Status(enum.Enum):
@@ -57,7 +59,35 @@ class Claim:
         return Status.NOT_REPRODUCED if self.finding else Status.FAIL
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"status": self.status.value}
+        """The claim as JSON: every field, the status, and the numbers of ``theory`` and ``measured`` as numbers
+        (``theory_values`` / ``measured_values``: the numbers in the text, in order; a bracketed list stays a
+        list), for tools that compare runs."""
+        return dataclasses.asdict(self) | {"status": self.status.value, "theory_values": numbers(self.theory),
+                                           "measured_values": numbers(self.measured)}
+
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
+
+
+def numbers(text: str) -> list:
+    """The numbers in a claim's text, in order, as JSON numbers (inf / nan as strings); ``[a, b, c]`` stays one
+    list. Words that contain digits (``L2``, ``x0``, ``1-sqrt``) are not numbers."""
+    out: list = []
+    for m in re.finditer(r"\[([^\[\]]*)\]|(?<![\w.])(" + _NUM + r")(?![\w]|-[A-Za-z])", str(text)):
+        if m.group(1) is not None:
+            inner = [_num(v) for v in re.findall(r"(?<![\w.])(" + _NUM + r")(?![\w])", m.group(1))]
+            if inner:
+                out.append(inner)
+        else:
+            out.append(_num(m.group(2)))
+    return out
+
+
+def _num(s: str):
+    v = float(s)
+    if not math.isfinite(v):
+        return str(v)
+    return int(v) if re.fullmatch(r"[-+]?\d+", s) else v
 
 
 def fmt(x, digits: int = 4) -> str:

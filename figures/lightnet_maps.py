@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
+from sims import lightnet as ln
 from sims import linear_attention as la
 from theory import linear_attention as th
 
@@ -37,19 +38,19 @@ def compute(cfg: Config) -> xr.Dataset:
     ks = jax.random.split(jax.random.key(cfg.key_seed), 6)
     n = cfg.grid * cfg.grid
     k, v = jax.random.normal(ks[0], (n, cfg.d)), jax.random.normal(ks[1], (n, cfg.d))
-    orders = la.scan_orders(cfg.grid, cfg.grid, ks[2])
+    orders = ln.scan_orders(cfg.grid, cfg.grid, ks[2])
     names = list(orders)
-    _, Sg = la.lightnet_global(jnp.zeros_like(k), k, v)
+    _, Sg = ln.lightnet_global(jnp.zeros_like(k), k, v)
     add_err, mult_diff = [], []
-    rm = la.scan_state(k, v, orders["row-major"], decay="multiplicative", lam=cfg.lam)
+    rm = ln.scan_state(k, v, orders["row-major"], decay="multiplicative", lam=cfg.lam)
     for o in names:
-        add_err.append(la.rel_rms(la.scan_state(k, v, orders[o], decay="additive"), Sg))
-        Sm = la.scan_state(k, v, orders[o], decay="multiplicative", lam=cfg.lam)
+        add_err.append(la.rel_rms(ln.scan_state(k, v, orders[o], decay="additive"), Sg))
+        Sm = ln.scan_state(k, v, orders[o], decay="multiplicative", lam=cfg.lam)
         mult_diff.append(float(jnp.linalg.norm(Sm - rm) / jnp.linalg.norm(rm)))
     c = (cfg.grid // 2, cfg.grid // 2)
-    maps = np.stack([la.weight_map(cfg.grid, cfg.grid, c, kind="additive", k=k),
-                     la.weight_map(cfg.grid, cfg.grid, c, kind="multiplicative", lam=cfg.lam),
-                     la.weight_map(cfg.grid, cfg.grid, c, kind="four-direction", lam=cfg.lam)])
+    maps = np.stack([ln.weight_map(cfg.grid, cfg.grid, c, kind="additive", k=k),
+                     ln.weight_map(cfg.grid, cfg.grid, c, kind="multiplicative", lam=cfg.lam),
+                     ln.weight_map(cfg.grid, cfg.grid, c, kind="four-direction", lam=cfg.lam)])
     # L4: t (1 - lambda_t) over seeds x channels, N(0, 1) keys
     kk = jax.random.normal(ks[3], (cfg.seeds, cfg.t_max, cfg.d))
     one_minus = np.asarray(jnp.exp(kk - jax.lax.cumlogsumexp(kk, axis=1)), np.float64)
@@ -64,8 +65,8 @@ def compute(cfg: Config) -> xr.Dataset:
     idx = np.stack(np.meshgrid(dr, dr, indexing="ij"), -1).reshape(-1, 2)
     scores = []
     for anchor in (np.array([0, 0]), np.array([37, -5])):
-        pq = la.md_lrpe(jnp.broadcast_to(q1, (1, cfg.d)), anchor[None, :], theta)
-        pk = la.md_lrpe(jnp.broadcast_to(k1, (len(idx), cfg.d)), anchor[None, :] - idx, theta)
+        pq = ln.md_lrpe(jnp.broadcast_to(q1, (1, cfg.d)), anchor[None, :], theta)
+        pk = ln.md_lrpe(jnp.broadcast_to(k1, (len(idx), cfg.d)), anchor[None, :] - idx, theta)
         scores.append(np.asarray(pk @ pq[0]).reshape(len(dr), len(dr)))
     closed = np.array([th.lrpe_score(np.asarray(q1), np.asarray(k1), d_, np.asarray(theta)) for d_ in idx])
     return xr.Dataset(

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from sims import lightnet as ln
 from sims import linear_attention as la
 from theory import linear_attention as th
 
@@ -61,13 +62,13 @@ ax.legend()
 # %%
 h = w = 6 if SMALL else 16
 kk, vv = jax.random.normal(ks[0], (h * w, 16)), jax.random.normal(ks[1], (h * w, 16))
-_, S_global = la.lightnet_global(jnp.zeros_like(kk), kk, vv)
-for name, order in la.scan_orders(h, w, ks[2]).items():
-    Sa = la.scan_state(kk, vv, order, decay="additive")
-    Sm = la.scan_state(kk, vv, order, decay="multiplicative", lam=0.9)
+_, S_global = ln.lightnet_global(jnp.zeros_like(kk), kk, vv)
+for name, order in ln.scan_orders(h, w, ks[2]).items():
+    Sa = ln.scan_state(kk, vv, order, decay="additive")
+    Sm = ln.scan_state(kk, vv, order, decay="multiplicative", lam=0.9)
     print(f"{name:13s} additive vs global {float(jnp.abs(Sa - S_global).max()):.1e}   multiplicative norm "
           f"{float(jnp.linalg.norm(Sm)):.3f}")
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 for ax, kind in zip(axes, ("additive", "multiplicative", "four-direction")):
-    ax.imshow(la.weight_map(h, w, (h // 2, w // 2), kind=kind, k=kk), cmap="magma")
+    ax.imshow(ln.weight_map(h, w, (h // 2, w // 2), kind=kind, k=kk), cmap="magma")
     ax.set_title(kind)

@@ -190,3 +190,14 @@ def test_a_non_finite_hparam_is_bad_input(bad):
     with pytest.raises(ValueError, match="hparam 'decay_fraction' has a non-finite value"):
         sweep(sim(cfg), {"lr": [0.1]}, fixed={"decay_fraction": bad}, seeds=2, key=jax.random.key(0),
               progress=False)
+
+
+def test_claims_json_stores_numbers_as_numbers(two_runs):
+    from figures._claims import numbers
+
+    assert numbers("[0.0105, 0.0129, 3e-5]; max |z| = 1.129") == [[0.0105, 0.0129, 3e-5], 1.129]
+    assert numbers("L2 distance 0.0214 of 1-sqrt at x0=-2, inf") == [0.0214, -2, "inf"]
+    out, _, _ = two_runs
+    rec = json.loads((out / f"{CHEAP}.claims.json").read_text())
+    c = next(c for c in rec["claims"] if c["id"] == "rex_profile")
+    assert c["theory_values"] == [[1, 0.857, 0.667, 0.4]] and isinstance(c["measured_values"][0][1], float)

@@ -30,7 +30,8 @@ CORE = {
 }
 # module -> topic. One topic per paper family; its sims and theory modules share it.
 TOPIC = {
-    "sims.bandits": "bandits", "sims.bandit_instances": "bandits", "theory.bandits": "bandits",
+    "sims.bandits": "bandits", "sims.bandit_instances": "bandits", "sims.bandit_algorithms": "bandits",
+    "sims.bandit_agents": "bandits", "theory.bandits": "bandits",
     "sims.transformer": "bigram", "sims.bigram_backcopy": "bigram",
     "sims.subnetworks": "bigram", "sims.subnet_experiment": "bigram", "theory.bigram": "bigram",
     "theory.bigram_backcopy": "bigram",
@@ -38,7 +39,8 @@ TOPIC = {
     "sims.quadratic": "river", "sims.river_valley": "river", "theory.quadratic": "river",
     "theory.river_valley": "river",
     "sims.lion": "lion", "theory.lion": "lion",
-    "sims.linear_attention": "linear_attention", "theory.linear_attention": "linear_attention",
+    "sims.linear_attention": "linear_attention", "sims.lightnet": "linear_attention",
+    "theory.linear_attention": "linear_attention",
     "sims.radial_attention": "radial_attention", "theory.radial_attention": "radial_attention",
 }
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sims import lightnet as ln
 from sims import linear_attention as la
 from tests.reference import linear_attention as ref
 from theory import linear_attention as th
@@ -236,7 +237,7 @@ def test_lightnet_causal_equals_the_prefix_softmax_average(form):
     per channel (measured 2.3e-7)."""
     ks = jax.random.split(jax.random.key(10), 3)
     q, k, v = (jax.random.normal(kk, (200, d)) for kk, d in zip(ks, (16, 16, 8)))
-    o = la.lightnet_causal(q, k, v, form=form, chunk_size=64)
+    o = ln.lightnet_causal(q, k, v, form=form, chunk_size=64)
     assert relrms(o, ref.prefix_softmax_average(q, k, v)) <= 1e-5
 
 
@@ -246,14 +247,14 @@ def test_additive_state_is_order_free_and_multiplicative_is_not():
     relative difference >= 0.1 from the row-major state for every other order (measured 0.8 .. 1.4)."""
     ks = jax.random.split(jax.random.key(11), 3)
     k, v = jax.random.normal(ks[0], (256, 32)), jax.random.normal(ks[1], (256, 32))
-    orders = la.scan_orders(16, 16, ks[2])
+    orders = ln.scan_orders(16, 16, ks[2])
     assert set(orders) == {"row-major", "column-major", "snake", "random"}
-    _, Sg = la.lightnet_global(jnp.zeros_like(k), k, v)
-    rm = la.scan_state(k, v, orders["row-major"], decay="multiplicative", lam=0.9)
+    _, Sg = ln.lightnet_global(jnp.zeros_like(k), k, v)
+    rm = ln.scan_state(k, v, orders["row-major"], decay="multiplicative", lam=0.9)
     for name, order in orders.items():
-        assert relrms(la.scan_state(k, v, order, decay="additive"), Sg) <= 1e-5, name
+        assert relrms(ln.scan_state(k, v, order, decay="additive"), Sg) <= 1e-5, name
         if name != "row-major":
-            Sm = la.scan_state(k, v, order, decay="multiplicative", lam=0.9)
+            Sm = ln.scan_state(k, v, order, decay="multiplicative", lam=0.9)
             assert float(jnp.linalg.norm(Sm - rm) / jnp.linalg.norm(rm)) >= 0.1, name
 
 
@@ -277,8 +278,8 @@ def test_md_lrpe_is_relative_and_matches_the_closed_form():
     y = jax.random.normal(ks[1], (35, d))
     theta = 1.0 / (10.0 ** (jnp.arange(6) / 6))
     idx = np.stack(np.unravel_index(np.arange(35), grid), axis=1)
-    S = la.md_lrpe(x, idx, theta) @ la.md_lrpe(y, idx, theta).T
-    S2 = la.md_lrpe(x, idx + np.array([3, -11]), theta) @ la.md_lrpe(y, idx + np.array([3, -11]), theta).T
+    S = ln.md_lrpe(x, idx, theta) @ ln.md_lrpe(y, idx, theta).T
+    S2 = ln.md_lrpe(x, idx + np.array([3, -11]), theta) @ ln.md_lrpe(y, idx + np.array([3, -11]), theta).T
     assert relrms(S2, S) <= 1e-5
     for s, t in [(0, 0), (3, 17), (34, 2), (20, 20)]:
         want = th.lrpe_score(np.asarray(x[s]), np.asarray(y[t]), idx[s] - idx[t], np.asarray(theta))
@@ -294,8 +295,8 @@ def test_md_tpe_equals_explicit_toeplitz_matmuls():
     xg = np.asarray(x, np.float64).reshape(6, 9, d)
     y0 = np.einsum("ts,swc->twc", ref.toeplitz_causal(6, lam[0], coef[0]), xg)
     y1 = np.einsum("ts,hsc->htc", ref.toeplitz_causal(9, lam[1], coef[1]), xg)
-    assert relrms(la.tpe_axis(x, grid, 0, lam[0], coef[0]), y0.reshape(54, d)) <= 1e-5
-    assert relrms(la.md_tpe(x, grid, lam, coef), (y0 + y1).reshape(54, d)) <= 1e-5
+    assert relrms(ln.tpe_axis(x, grid, 0, lam[0], coef[0]), y0.reshape(54, d)) <= 1e-5
+    assert relrms(ln.md_tpe(x, grid, lam, coef), (y0 + y1).reshape(54, d)) <= 1e-5
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,11 +324,11 @@ def test_bad_input_is_a_value_error_naming_the_parameter(change, needle):
 def test_grid_shape_must_match_and_lightnet_helpers_refuse_bad_input():
     x = jnp.zeros((10, 4))
     with pytest.raises(ValueError, match="grid"):
-        la.tpe_axis(x, (3, 3), 0, 0.5, 1.0)
+        ln.tpe_axis(x, (3, 3), 0, 0.5, 1.0)
     with pytest.raises(ValueError, match="index"):
-        la.md_lrpe(x, np.zeros((9, 2), int), jnp.ones(2))
+        ln.md_lrpe(x, np.zeros((9, 2), int), jnp.ones(2))
     with pytest.raises(ValueError, match="decay"):
-        la.scan_state(x, x, np.arange(10), decay="both")
+        ln.scan_state(x, x, np.arange(10), decay="both")
     with pytest.raises(ValueError, match="normalizer"):
         la.fla_gates(jax.random.key(0), (4, 4), 0.0)
 
