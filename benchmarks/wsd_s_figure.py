@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks._common import append_results
 from figures import _core
+from sims import schedule_specs
 from sims import schedules as S
 
 
@@ -54,7 +55,7 @@ def main(argv=None):
     t_np, steps = 0.0, 0
     for p in protos.values():
         for spec, n in zip(p.runs, p.n_steps):
-            lrs = cfg.lr * S.as_array(S.from_spec(spec), n)
+            lrs = cfg.lr * S.as_array(schedule_specs.from_spec(spec), n)
             t0 = time.perf_counter()
             river_numpy(lrs, a.np_seeds, cfg.sim.a, cfg.sim.sigma_hill[0])
             t_np += time.perf_counter() - t0

@@ -12,6 +12,7 @@ import xarray as xr
 
 from figures._core import Claim, Diverged, Figure, Validated, fmt, mean_se, overrides, param
 from figures._river import STRAIGHT_RIVER
+from sims import schedule_specs
 from sims import schedules as S
 from sims.river_valley import RiverConfig, sim
 from sims.sweep import sweep
@@ -43,7 +44,7 @@ class Config(Validated):
         S.check_budgets(self.budgets)
         if len(self.sim.sigma_hill) != 1:
             raise ValueError("sim.sigma_hill must hold one value (one hill noise scale)")
-        p = S.wsd_s_protocol(self.budgets, self.decay_fraction)
+        p = schedule_specs.wsd_s_protocol(self.budgets, self.decay_fraction)
         for _, c in p.checkpoints:
             if c % self.sim.log_every:
                 raise ValueError(f"sim.log_every ({self.sim.log_every}) must divide every WSD-S checkpoint "
@@ -59,9 +60,9 @@ METHODS = ("WSD-S", "WSD", "cyclic cosine")
 
 
 def _protocols(cfg):
-    wsds = S.wsd_s_protocol(cfg.budgets, cfg.decay_fraction, cfg.final_ratio)
-    wsd = S.wsd_protocol(cfg.budgets, cfg.decay_fraction, cfg.final_ratio)
-    cyc = S.cyclic_cosine_protocol([c for _, c in wsds.checkpoints], cfg.final_ratio)
+    wsds = schedule_specs.wsd_s_protocol(cfg.budgets, cfg.decay_fraction, cfg.final_ratio)
+    wsd = schedule_specs.wsd_protocol(cfg.budgets, cfg.decay_fraction, cfg.final_ratio)
+    cyc = schedule_specs.cyclic_cosine_protocol([c for _, c in wsds.checkpoints], cfg.final_ratio)
     return {"WSD-S": wsds, "WSD": wsd, "cyclic cosine": cyc}
 
 
@@ -75,7 +76,7 @@ def compute(cfg):
             ds = sweep(sim(rc), {"lr": [cfg.lr]}, seeds=cfg.seeds, key=key)
             if ds.diverged.any():
                 raise Diverged(f"{name}: {int(ds.diverged.sum())} runs diverged")
-            lrs = cfg.lr * S.as_array(S.from_spec(spec), n)
+            lrs = cfg.lr * S.as_array(schedule_specs.from_spec(spec), n)
             pred = tr.predicted_loss(lrs, cfg.sim.a, cfg.sim.sigma_hill[0])
             for r, step in p.checkpoints:
                 if r == run_i:

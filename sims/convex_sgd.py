@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims import schedules
+from sims import schedule_specs
 from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 
@@ -41,13 +41,13 @@ class ConvexConfig(Config):
     batch: int = param(1, ge=1, help="samples per SGD step")
     n_steps: int = param(2000, ge=1, le=10**9, help="SGD steps")
     log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
-    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec (schedule_specs.from_spec)")
 
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         check_loop(self.n_steps, self.log_every)
         if self.schedule:
-            schedules.from_spec(self.schedule)
+            schedule_specs.from_spec(self.schedule)
 
     def steps(self):
         return record_steps(self.n_steps, self.log_every)
@@ -84,7 +84,7 @@ def make_run(cfg: ConvexConfig):
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
         A, b = jnp.asarray(A_np, dt), jnp.asarray(b_np, dt)
-        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
+        sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         x0 = jnp.zeros(cfg.d, dt)
         loss_b = lambda x, idx: full_loss(x, A[idx], b[idx], cfg.problem)

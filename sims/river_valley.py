@@ -11,7 +11,7 @@ that shrinks as the river loss falls, as for cross-entropy on data that becomes 
 
 The schedule is the array-parametrized WSD family (hparams ``lr``, ``decay_fraction``,
 ``shape_id``, ``final_ratio``, ``warmup_steps``) unless ``cfg.schedule`` holds a static unit-peak
-spec (``sims.schedules.from_spec``: WSD-S, cyclic cosine, ...) that is multiplied by ``lr``.
+spec (``sims.schedule_specs.from_spec``: WSD-S, cyclic cosine, ...) that is multiplied by ``lr``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims import schedules
+from sims import schedule_specs
 from sims.config import Config, param
 from sims.sweep import Sim, check_loop, noise_chunk_for, record_steps, scan_with_records
 
@@ -49,7 +49,7 @@ class RiverConfig(Config):
     v0: float = param(0.0, help="start across the hills")
     n_steps: int = param(2000, ge=1, le=10**9, help="SGD steps")
     log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
-    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec (schedule_specs.from_spec)")
     bound: float = param(1e6, gt=0, help="|x| beyond this counts as diverged")
 
     def check(self):
@@ -60,7 +60,7 @@ class RiverConfig(Config):
             raise ValueError(f"sigma_hill must have 1 or {len(self.a)} entries, got {len(self.sigma_hill)}")
         check_loop(self.n_steps, self.log_every)
         if self.schedule:
-            schedules.from_spec(self.schedule)  # validates
+            schedule_specs.from_spec(self.schedule)  # validates
 
     @property
     def k(self) -> int:
@@ -89,7 +89,7 @@ def make_run(cfg: RiverConfig):
 
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
-        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
+        sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         sig = jnp.concatenate([jnp.asarray([cfg.sigma_river], dt),
                                jnp.broadcast_to(jnp.asarray(cfg.sigma_hill, dt), (cfg.k,))])
@@ -141,7 +141,7 @@ class BigramLMConfig(Config):
     n_steps: int = param(4000, ge=1, le=10**9, help="SGD steps")
     log_every: int = param(50, ge=1, help="record every log_every steps (divides n_steps)")
     record_params: bool = param(False, help="also record the logit table")
-    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec for schedules.from_spec")
+    schedule: tuple = param((), help="() -> WSD family from hparams; else a unit-peak spec (schedule_specs.from_spec)")
     shift_step: int = param(0, ge=0, help="> 0: from this step on the data come from a second source")
     shift_seed: int = param(1, ge=0, help="data seed of the second source")
     shift_frac: float = param(1.0, ge=0, le=1, help="fraction of rows (next-token laws) that the shift replaces")
@@ -191,7 +191,7 @@ def make_lm_run(cfg: BigramLMConfig):
         det, Hrow = jnp.asarray(det_np), jnp.asarray(H, dt)
         w_det = x_law * det / jnp.sum(x_law * det)
         w_unc = x_law * (~det) / jnp.sum(x_law * (~det))
-        sched = schedules.schedule_for(cfg.schedule, hp, cfg.n_steps)
+        sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optax.sgd(sched)
         W0 = jnp.zeros((cfg.V, cfg.V), dt)
 

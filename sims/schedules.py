@@ -66,7 +66,7 @@ def _nonneg(name: str, v) -> None:
         raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
 
 
-def _fraction(name: str, v) -> None:
+def check_fraction(name: str, v) -> None:
     a = _finite(name, v)
     if not np.all((a >= 0) & (a <= 1)):
         raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
@@ -77,7 +77,7 @@ def _steps(name: str, v, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
 
 
-def _shape(shape: str) -> None:
+def check_shape(shape: str) -> None:
     if shape not in DECAY_SHAPES:
         raise ValueError(f"decay_shape must be one of {DECAY_SHAPES}, got {shape!r}")
 
@@ -114,7 +114,7 @@ def cosine(peak_value: float, total_steps: int, final_ratio: float = 0.0, warmup
     r"""Cosine decay :math:`\eta_t = \eta(m + (1-m)\tfrac12(1+\cos(\pi t/T)))` (optax's), optional warmup."""
     _positive("peak_value", peak_value)
     _steps("total_steps", total_steps)
-    _fraction("final_ratio", final_ratio)
+    check_fraction("final_ratio", final_ratio)
     _steps("warmup_steps", warmup_steps, 0)
     if warmup_steps >= total_steps:
         raise ValueError(f"warmup_steps ({warmup_steps}) must be < total_steps ({total_steps})")
@@ -148,10 +148,10 @@ def wsd(
     """
     _positive("peak_value", peak_value)
     _steps("total_steps", total_steps)
-    _fraction("decay_fraction", decay_fraction)
-    _fraction("final_ratio", final_ratio)
+    check_fraction("decay_fraction", decay_fraction)
+    check_fraction("final_ratio", final_ratio)
     _steps("warmup_steps", warmup_steps, 0)
-    _shape(decay_shape)
+    check_shape(decay_shape)
     if decay_shape == "inverse" and final_ratio <= 0:
         raise ValueError("final_ratio must be > 0 for decay_shape='inverse'")
     n_decay = int(round(decay_fraction * total_steps))
@@ -179,7 +179,7 @@ def cyclic_cosine(peak_value: float, cycle_ends: Sequence[int], final_ratio: flo
     ``cycle_ends`` are the increasing step counts at which cycles end (the budgets).
     """
     _positive("peak_value", peak_value)
-    _fraction("final_ratio", final_ratio)
+    check_fraction("final_ratio", final_ratio)
     ends = check_budgets(cycle_ends)
     starts = [0] + ends[:-1]
     pieces = [optax.cosine_decay_schedule(peak_value, e - s, alpha=final_ratio) for s, e in zip(starts, ends)]
@@ -222,10 +222,10 @@ def family(
 ) -> Family:
     """Validated :class:`Family` from Python values."""
     _positive("peak_value", peak)
-    _fraction("decay_fraction", decay_fraction)
-    _fraction("final_ratio", final_ratio)
+    check_fraction("decay_fraction", decay_fraction)
+    check_fraction("final_ratio", final_ratio)
     _nonneg("warmup_steps", warmup_steps)
-    _shape(decay_shape)
+    check_shape(decay_shape)
     # NumPy float64 leaves: exact in as_array's float64 evaluation; a jitted sim without x64 receives the
     # same values rounded to float32, as before
     return Family(
@@ -306,129 +306,6 @@ def family_from_hparams(hp, total_steps: int) -> Schedule:
 
 
 # --------------------------------------------------------------------------------------
-# multi-budget protocols (Wen et al. 2024, Sec. 5): WSD, WSD-S, cyclic cosine
-# --------------------------------------------------------------------------------------
-class Protocol(NamedTuple):
-    """A way to produce one checkpoint per budget.
-
-    ``runs``: one unit-peak schedule spec per simulated branch (see :func:`from_spec`);
-    ``checkpoints``: (run index, step) of each budget's checkpoint; ``compute``: total steps
-    spent to produce all checkpoints (branches that share a prefix counted once).
-    """
-
-    name: str
-    runs: tuple
-    n_steps: tuple
-    checkpoints: tuple
-    compute: int
-
-
-def wsd_protocol(budgets: Sequence[int], decay_fraction: float = 0.1, final_ratio: float = 0.0,
-                 decay_shape: str = "linear") -> Protocol:
-    r"""WSD: one main branch at the peak lr; the checkpoint for budget :math:`T_k` branches off at
-    :math:`(1-f)T_k` and decays for :math:`fT_k` steps. Compute
-    :math:`(1-f)T_K + f\sum_k T_k` (the main branch up to the last branch point, plus every decay).
-    The branch for :math:`T_k` is simulated as the WSD schedule of length :math:`T_k` (identical
-    to branching when step noise is indexed by step, as in :func:`sims.sweep.scan_with_records`).
-    """
-    b = check_budgets(budgets)
-    _fraction("decay_fraction", decay_fraction)
-    _fraction("final_ratio", final_ratio)
-    _shape(decay_shape)
-    runs = tuple(("wsd", T, decay_fraction, final_ratio, decay_shape) for T in b)
-    comp = (b[-1] - int(round(decay_fraction * b[-1]))) + sum(int(round(decay_fraction * T)) for T in b)
-    return Protocol("WSD", runs, tuple(b), tuple((i, T) for i, T in enumerate(b)), comp)
-
-
-def wsd_s_protocol(budgets: Sequence[int], decay_fraction: float = 0.1, final_ratio: float = 0.0,
-                   decay_shape: str = "linear") -> Protocol:
-    r"""WSD-S (Wen et al. 2024, Sec. 5): ONE branch. Stable for :math:`(1-f)(T_k - T_{k-1})` steps,
-    decay for :math:`fT_k` steps (checkpoint :math:`k`), then jump back to the peak lr and resume
-    from the decayed iterate (no re-warmup). Checkpoint :math:`k` is at step
-    :math:`c_k = (1-f)T_k + f\sum_{j\le k} T_j`; compute :math:`c_K` -- the same as WSD's.
-    (The paper's config: budgets 12.5k/25k/50k, f = 0.1 -> break points 11250, 12500, 23750,
-    26250, 48750 and 53750 steps in all.)
-    """
-    b = check_budgets(budgets)
-    _fraction("decay_fraction", decay_fraction)
-    _fraction("final_ratio", final_ratio)
-    _shape(decay_shape)
-    ck, pos, prev = [], 0, 0
-    for T in b:
-        n_dec = int(round(decay_fraction * T))
-        stable = (T - n_dec) - (prev - int(round(decay_fraction * prev))) if prev else T - n_dec
-        if stable < 0:
-            raise ValueError(f"budgets {b} too close for decay_fraction {decay_fraction}: negative stable phase")
-        pos += stable + n_dec
-        ck.append(pos)
-        prev = T
-    spec = ("wsd_s", tuple(b), decay_fraction, final_ratio, decay_shape)
-    return Protocol("WSD-S", (spec,), (ck[-1],), tuple((0, c) for c in ck), ck[-1])
-
-
-def cyclic_cosine_protocol(cycle_ends: Sequence[int], final_ratio: float = 0.1) -> Protocol:
-    """Cyclic cosine: one branch, a cosine cycle (peak -> m*peak) ending at each checkpoint."""
-    ends = check_budgets(cycle_ends)
-    _fraction("final_ratio", final_ratio)
-    return Protocol("cyclic cosine", (("cyclic_cosine", tuple(ends), final_ratio),), (ends[-1],),
-                    tuple((0, e) for e in ends), ends[-1])
-
-
-def schedule_for(spec: tuple, hp, total_steps: int) -> Schedule:
-    """The schedule a sim uses: ``hp["lr"]`` times the unit-peak static ``spec`` if one is given, else
-    the array-parametrized WSD family read from ``hp`` (:func:`family_from_hparams`)."""
-    if spec:
-        unit = from_spec(spec)
-        return lambda t: hp["lr"] * unit(t)
-    return family_from_hparams(hp, total_steps)
-
-
-def from_spec(spec: tuple) -> Schedule:
-    """A unit-peak schedule from a hashable spec tuple (so it can live in a static config):
-
-    ``("family",)`` is not a spec (the family reads its hparams); ``("wsd", T, f, m, shape)``,
-    ``("wsd_s", budgets, f, m, shape)``, ``("cyclic_cosine", ends, m)``,
-    ``("cosine", T, m)``, ``("constant",)``, ``("rex", T, m)``, ``("table", values)``,
-    ``("rewarm", first_spec, switch_step, peak, total_steps, warmup_steps, final_ratio)``.
-    """
-    kind = spec[0]
-    if kind == "constant":
-        return constant(1.0)
-    if kind == "cosine":
-        return cosine(1.0, spec[1], spec[2])
-    if kind == "wsd":
-        _, T, f, m, shape = spec
-        return wsd(1.0, T, decay_fraction=f, final_ratio=m, decay_shape=shape)
-    if kind == "cyclic_cosine":
-        return cyclic_cosine(1.0, spec[1], spec[2])
-    if kind == "table":
-        return table(spec[1])
-    if kind == "rex":
-        return rex(1.0, spec[1], spec[2])
-    if kind == "rewarm":  # ("rewarm", first_spec, switch, peak_ratio, total, warmup, final_ratio)
-        _, first, sw, peak, total, warm, m = spec
-        return rewarm(from_spec(first), sw, peak, total, warm, m)
-    if kind == "wsd_s":
-        _, budgets, f, m, shape = spec
-        sid = DECAY_SHAPES.index(shape)
-        pieces, bounds, pos, prev = [], [], 0, 0
-        for T in budgets:
-            n_dec = int(round(f * T))
-            stable = (T - n_dec) - (prev - int(round(f * prev))) if prev else T - n_dec
-            pieces.append(optax.constant_schedule(1.0))
-            if pos:
-                bounds.append(pos)
-            pos += stable
-            if n_dec:
-                bounds.append(pos)
-                pieces.append(lambda t, n=n_dec: decay_factor(t / n, sid, m))
-                pos += n_dec
-            prev = T
-        return optax.join_schedules(pieces, bounds) if bounds else pieces[0]
-    raise ValueError(f"unknown schedule spec {spec!r}")
-
-
-# --------------------------------------------------------------------------------------
 # LR-schedule theory additions: REX, sampling rate, step, warmup-cosine, rewarming, refined, tables
 # --------------------------------------------------------------------------------------
 def rex(peak_value: float, total_steps: int, final_ratio: float = 0.0, warmup_steps: int = 0) -> Schedule:
@@ -469,8 +346,8 @@ def warmup_cosine(peak_value: float, total_steps: int, warmup_steps: int, final_
     _positive("peak_value", peak_value)
     _steps("total_steps", total_steps)
     _steps("warmup_steps", warmup_steps, 0)
-    _fraction("final_ratio", final_ratio)
-    _fraction("init_ratio", init_ratio)
+    check_fraction("final_ratio", final_ratio)
+    check_fraction("init_ratio", init_ratio)
     if warmup_steps >= total_steps:
         raise ValueError(f"warmup_steps ({warmup_steps}) must be < total_steps ({total_steps})")
     return optax.warmup_cosine_decay_schedule(init_ratio * peak_value, peak_value, warmup_steps, total_steps,

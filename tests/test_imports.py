@@ -25,6 +25,7 @@ CORE = {
     "sims.tune",  # the lr tuner (schedules compared at each one's own optimum)
     "sims.config",  # configuration fields (param, validation)
     "sims.schedules",  # the schedule library (optax) used by every optimization topic
+    "sims.schedule_specs",  # schedules named by data (specs, the multi-budget protocols)
     "sims.linear_attention",  # the linear-attention operators: also the shared transformer's "gla" token mixer
     "sims.bigram_data",  # the shared data: bigram Markov chains (river-valley LM, Bigram-Backcopy, subnetworks)
 }

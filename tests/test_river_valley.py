@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
+from sims import schedule_specs
 from sims import schedules as S
 from sims.river_valley import RiverConfig, make_run
 from sims.sweep import sweep
@@ -73,16 +74,16 @@ def test_noise_drift_when_sharpness_varies():
 
 def test_wsd_s_protocol_matches_paper_config():
     """Wen et al.'s llama2_*_wsds.yaml: break points 11250, 12500, 23750, 26250, 48750; 53750 steps."""
-    p = S.wsd_s_protocol([12500, 25000, 50000], 0.1)
+    p = schedule_specs.wsd_s_protocol([12500, 25000, 50000], 0.1)
     assert [c for _, c in p.checkpoints] == [12500, 26250, 53750] and p.compute == 53750
-    lr = S.as_array(S.from_spec(p.runs[0]), p.compute)
+    lr = S.as_array(schedule_specs.from_spec(p.runs[0]), p.compute)
     starts = [i for i in range(1, lr.size) if lr[i] < 1 and lr[i - 1] == 1]
     assert starts == [11251, 23751, 48751]  # lr(11250) = 1 exactly (progress 0), then decays
-    assert S.wsd_protocol([12500, 25000, 50000], 0.1).compute == 53750
+    assert schedule_specs.wsd_protocol([12500, 25000, 50000], 0.1).compute == 53750
 
 
 def test_sim_deterministic_and_protocol_spec_runs():
-    cfg = RiverConfig(n_steps=300, log_every=10, schedule=S.wsd_s_protocol([100, 200], 0.2).runs[0])
+    cfg = RiverConfig(n_steps=300, log_every=10, schedule=schedule_specs.wsd_s_protocol([100, 200], 0.2).runs[0])
     kw = dict(seeds=4, key=jax.random.key(9), steps=cfg.steps(), progress=False)
     a = sweep(make_run(cfg), {"lr": [0.1]}, **kw)
     b = sweep(make_run(cfg), {"lr": [0.1]}, **kw)
@@ -108,9 +109,11 @@ def test_bad_config(kw):
         RiverConfig(**kw)
 
 
-@pytest.mark.parametrize("make", [lambda: S.wsd_s_protocol([100, 100]), lambda: S.wsd_protocol([]),
-                                  lambda: S.wsd_s_protocol([100, 200], decay_fraction=1.5),
-                                  lambda: S.cyclic_cosine_protocol([5, 3]), lambda: tr.river_loss(1.0, c=-1)])
+@pytest.mark.parametrize("make", [lambda: schedule_specs.wsd_s_protocol([100, 100]),
+                                  lambda: schedule_specs.wsd_protocol([]),
+                                  lambda: schedule_specs.wsd_s_protocol([100, 200], decay_fraction=1.5),
+                                  lambda: schedule_specs.cyclic_cosine_protocol([5, 3]),
+                                  lambda: tr.river_loss(1.0, c=-1)])
 def test_bad_protocol_input(make):
     with pytest.raises(ValueError):
         make()

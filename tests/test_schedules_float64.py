@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import pytest
 
+from sims import schedule_specs
 from sims import schedules as S
 from theory import schedules as ts
 
@@ -118,11 +119,11 @@ def test_rewarm_builds_inside_jit(x64_on):
     rewarm's float64 start lr must not need a concrete value from the trace. Same values as outside jit."""
     spec = ("rewarm", ("cosine", 100, 0.0), 50, 2.0, 200, 10, 0.0)
     with jax.enable_x64(x64_on):
-        inside = np.asarray(jax.jit(lambda t: S.from_spec(spec)(t))(jax.numpy.arange(200)))
+        inside = np.asarray(jax.jit(lambda t: schedule_specs.from_spec(spec)(t))(jax.numpy.arange(200)))
     # inside jit the sim's own precision applies: float32 without x64 (absolute rounding <= a few eps32 x the
     # peak 2, ~1e-6), float64 with it (exact to ~1e-15)
     tol = 1e-12 if x64_on else 1e-6
-    np.testing.assert_allclose(inside, S.as_array(S.from_spec(spec), 200), rtol=tol, atol=tol)
+    np.testing.assert_allclose(inside, S.as_array(schedule_specs.from_spec(spec), 200), rtol=tol, atol=tol)
 
 
 def test_float32_input_to_theory_is_upcast():
