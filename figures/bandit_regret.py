@@ -239,7 +239,7 @@ def claims(ds, cfg):
     # the noise variance in the radius: the authors' sigma^2 against the exact m sigma^2
     txt, ok = [], True
     for inst in full.instance.values:
-        for alg in ("dynlinucblog", "dynlinucb"):
+        for alg in [a for a in ("dynlinucblog", "dynlinucb") if a in full.algorithm.values]:
             a = full.pseudo_regret.sel(instance=inst, algorithm=alg, noise_variance="authors").isel(step=-1).values
             e = full.pseudo_regret.sel(instance=inst, algorithm=alg, noise_variance="exact").isel(step=-1).values
             d = e - a
