@@ -100,6 +100,9 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="two runs' configs and claims side by side")
     cp.add_argument("a", type=Path, help="a figure's .claims.json or .nc")
     cp.add_argument("b", type=Path)
+    tm = sub.add_parser("timings", help="record the quick-preset times of a `figures all --quick` output folder in "
+                        "figures/timings.json (what `list` shows)")
+    tm.add_argument("folder", type=Path, help="the output folder of a `python -m figures all --quick` run")
     ca = sub.add_parser("cache", help=f"show (and with --prune clear) the sweep cache OUT/{_core.CACHE_DIR}")
     ca.add_argument("--out", type=Path, default=None, help=f"output folder (default {_core.OUT_DIR})")
     ca.add_argument("--prune", action="store_true", help="delete cached sweeps (all but the --keep newest)")
@@ -123,6 +126,25 @@ def _other_verbs(args) -> int | None:
         return 0
     if args.cmd == "compare":
         print(_api.compare(args.a, args.b))
+        return 0
+    if args.cmd == "timings":
+        import datetime
+        import json
+        import os
+
+        got = {}
+        for p in sorted(Path(args.folder).glob("*.claims.json")):
+            rec = json.loads(p.read_text())
+            if rec.get("preset") == "quick" and not rec.get("overrides"):
+                got[rec["figure"]] = rec["seconds"]
+        missing = sorted(set(_contract.names()) - set(got))
+        if missing:
+            raise _core.UserError(f"{args.folder} lacks quick-preset runs of {missing}: run `figures all --quick`")
+        _TIMINGS.write_text(json.dumps({
+            "measured": datetime.date.today().isoformat(), "cpu_count": os.cpu_count(),
+            "note": "seconds of each figure's quick preset in one `figures all --quick` run (compile included)",
+            "quick_seconds": got}, indent=1) + "\n")
+        print(f"wrote {_TIMINGS} ({len(got)} figures, {sum(got.values()) / 60:.1f} min in all)")
         return 0
     if args.cmd == "cache":
         from sims.engine import cache
@@ -157,7 +179,9 @@ def main(argv=None) -> int:
             fig = _contract.load(name)
             t = typical.get(name)
             print(f"{name:22s} {_fmt_time(t):>9s}  {fig.description}  [{fig.paper}]")
-        print(f"(time: the quick preset on a 2-core CPU, measured; {_TIMINGS.name})")
+        print(f"(time: the quick preset on a 2-core CPU, measured in one `figures all --quick` run ({_TIMINGS.name}); "
+              "figures that share an experiment (bb_attention / bb_interventions, subnet_mechanism / subnet_sparsity) "
+              "show it once, in the first of the pair: alone, the second takes about the first's time)")
         return 0
     try:
         rc = _other_verbs(args)
