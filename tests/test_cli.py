@@ -23,9 +23,14 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
     r = run_py(["-m", "figures", "run", "quadratic_sgd", "--quick", "--seeds", "400", "--set", "sim.n_steps=400",
                 "--set", "lr_grid=0.1,1.0,2.5", "--out", str(out)])
     assert r.returncode == 0, r.stderr[-3000:]
+    # a run with overrides is written as quadratic_sgd.<tag>.*: never over the preset's reproduction
+    (cj,) = list(out.glob("quadratic_sgd.*.claims.json"))
+    stem = cj.name[: -len(".claims.json")]
     for suffix in (".png", ".nc", ".claims.json"):
-        assert (out / f"quadratic_sgd{suffix}").stat().st_size > 0
-    rec = json.loads((out / "quadratic_sgd.claims.json").read_text())
+        assert (out / f"{stem}{suffix}").stat().st_size > 0
+    assert not (out / "quadratic_sgd.png").exists()
+    rec = json.loads(cj.read_text())
+    assert rec["overrides"] == ["sim.n_steps=400", "seeds=400", "lr_grid=0.1,1,2.5"]
     assert rec["config"]["seeds"] == 400 and rec["config"]["lr_grid"] == [0.1, 1.0, 2.5]
     assert all(c["status"] == "pass" for c in rec["claims"])
     report = (out / "REPORT.md").read_text()
@@ -156,7 +161,7 @@ def test_ctrl_c_keeps_finished_chunks_and_the_rerun_resumes_to_the_same_bits(tmp
     assert time.time() - t_sig < 5.0  # the chunk in flight is abandoned, not waited for
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted during quadratic_sgd" in err and "run the same command again" in err
-    assert not (out / "quadratic_sgd.nc").exists()  # nothing half-written
+    assert not list(out.glob("quadratic_sgd*.nc"))  # nothing half-written
     kept = {p: p.stat().st_mtime_ns for p in cache.rglob("chunk_*.npz")}
     assert len(kept) == 1
     r = run_py([*args, "--out", str(out)])
@@ -164,7 +169,8 @@ def test_ctrl_c_keeps_finished_chunks_and_the_rerun_resumes_to_the_same_bits(tmp
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # loaded, not recomputed
     ref = run_py([*args, "--out", str(tmp_path / "ref"), "--no-cache"])
     assert ref.returncode == 0 and not (tmp_path / "ref" / ".sweep_cache").exists()
-    with xr.open_dataset(out / "quadratic_sgd.nc") as a, xr.open_dataset(tmp_path / "ref" / "quadratic_sgd.nc") as b:
+    (nc,) = list(out.glob("quadratic_sgd.*.nc"))  # a run with overrides: NAME.<tag>.nc, the same tag in both
+    with xr.open_dataset(nc) as a, xr.open_dataset(tmp_path / "ref" / nc.name) as b:
         for v in a.data_vars:
             np.testing.assert_array_equal(a[v].values, b[v].values)
 

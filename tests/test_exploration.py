@@ -237,3 +237,21 @@ def test_ctrl_c_during_concurrent_sweeps_keeps_finished_chunks_and_resumes_to_th
     with xr.open_dataset(a) as x, xr.open_dataset(tmp_path / "ref" / a.name) as y:
         for v in ("pseudo_regret", "realized_regret"):
             np.testing.assert_array_equal(x[v].values, y[v].values)
+
+
+def test_the_interrupt_message_names_the_cache_only_when_it_exists(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before any sweep chunk finished: the message says so instead of naming a folder that was never
+    made."""
+    import figures._output as output
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "run_figure", interrupted)
+    monkeypatch.setattr(_core, "run_figure", interrupted)
+    assert cli_main(["run", CHEAP, "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert "no sweep chunk had finished" in err and ".sweep_cache" not in err
+    (tmp_path / "o" / _core.CACHE_DIR).mkdir(parents=True)
+    assert cli_main(["run", CHEAP, "--out", str(tmp_path / "o")]) == 130
+    assert f"kept in {tmp_path / 'o' / _core.CACHE_DIR}" in capsys.readouterr().err

@@ -71,6 +71,15 @@ def current_hub() -> Hub | None:
     return _TRACING.get()
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (an IPython ZMQ shell), not merely when ipykernel was imported (a test runner
+    that drove a kernel imports it too)."""
+    if "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class Bar:
     """Progress in run-steps (points x seeds x steps), advanced per block of ``log_every`` steps, with steps/s and
     ETA: tqdm in a terminal or Jupyter, periodic log lines otherwise."""
@@ -83,7 +92,7 @@ class Bar:
         self.t0 = self.last = time.monotonic()
         self.desc = desc
         self.bar = None
-        in_kernel = "ipykernel" in sys.modules
+        in_kernel = _in_notebook()
         if in_kernel or sys.stderr.isatty():
             from tqdm.auto import tqdm
 
