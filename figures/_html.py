@@ -63,7 +63,7 @@ def write_html(out: Path) -> Path:
     n = sum(totals.values())
     summary = f'<p id="summary" data-claims="{n}">{n} claims: ' + ", ".join(
         f'{v} <span class="status" style="background:{COLORS.get(k, "#333")}">{_esc(k)}</span>'
-        for k, v in sorted(totals.items())) + "</p>"
+        for k, v in sorted(totals.items(), key=lambda kv: list(COLORS).index(kv[0]) if kv[0] in COLORS else 9)) + "</p>"
     if bad:
         summary += f"<p>Skipped unreadable claims file(s): {_esc(', '.join(bad))}</p>"
     # after load, the body says how many images decoded (read by the browser test; no external resource)
