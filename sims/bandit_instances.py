@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sims.config import finite_array
 from theory import bandits as tb
 
 __all__ = ["INSTANCE_FIELDS", "frozen", "check_arrays", "load_instance", "instance_label", "instance", "pin_file"]
@@ -37,13 +38,7 @@ def check_arrays(inst: tb.Instance) -> tb.Instance:
     """Every field finite (named when not), then :func:`theory.bandits.check_instance` (shapes, rho(A) < 1,
     noise >= 0, a non-empty action set)."""
     for f in INSTANCE_FIELDS:
-        v = getattr(inst, f)
-        try:
-            arr = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"instance field {f} must be numbers, got {type(v).__name__}") from None
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"instance field {f} has a non-finite value: every entry must be finite")
+        finite_array(f"instance field {f}", getattr(inst, f))
     return tb.check_instance(inst)
 
 

@@ -25,7 +25,9 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["param", "range_text", "check_fields", "Config", "field_hints"]
+import numpy as np
+
+__all__ = ["param", "range_text", "check_fields", "Config", "field_hints", "finite_array"]
 
 
 def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, finite: bool = True, unique: bool = False,
@@ -154,3 +156,14 @@ class Config:
         check = getattr(self, "check", None)
         if check is not None:
             check()
+
+
+def finite_array(name: str, v) -> np.ndarray:
+    """``v`` as a float64 array; a ``ValueError`` naming ``name`` unless every entry is a finite number."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {v!r}") from None
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return a

@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sims.config import finite_array
+
 Schedule = optax.Schedule
 
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "exponential", "inverse", "rex")
@@ -46,14 +48,7 @@ _EXP_FLOOR = 1e-3
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _finite(name: str, v) -> np.ndarray:
-    try:
-        a = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {v!r}") from None
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite, got {v!r}")
-    return a
+_finite = finite_array  # a schedule's numbers: finite (sims.config)
 
 
 def _positive(name: str, v) -> None:

@@ -28,6 +28,24 @@ def getkey():
     return _next
 
 
+def interrupt_after_first_chunk(args, out: Path, env: dict) -> tuple[int, str, float]:
+    """Start ``python args... --out OUT``, send SIGINT once a first sweep chunk is saved under OUT/.sweep_cache,
+    and return (exit status, stderr, seconds from the signal to the exit)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    cache = out / ".sweep_cache"
+    t0 = time.time()
+    while not list(cache.rglob("chunk_*.npz")) and proc.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    t_sig = time.time()
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err, time.time() - t_sig
+
+
 def run_py(args, env_extra=None, timeout=600, cwd=ROOT):
     """Run ``python args...`` in a subprocess with the repo on PYTHONPATH."""
     env = dict(os.environ)

@@ -232,7 +232,7 @@ def test_a_users_system_from_arrays_runs_like_the_named_one_and_is_keyed_on_cont
 
 @pytest.mark.parametrize("edit, needle", [
     (lambda I: I._replace(A=np.diag([1.1, 0.0, 0.1])), "spectral radius rho(A) = 1.1 must be < 1"),
-    (lambda I: I._replace(theta=np.array([0.0, np.inf, 0.1])), "instance field theta has a non-finite value"),
+    (lambda I: I._replace(theta=np.array([0.0, np.inf, 0.1])), "instance field theta must be finite"),
     (lambda I: I._replace(B=np.ones((2, 3))), "B must have shape (3, d)"),
     (lambda I: I._replace(arms=np.ones((4, 2))), "action set must be a non-empty (K x 3) array"),
 ])

@@ -135,31 +135,20 @@ def test_run_help_lists_every_config_field_with_defaults_and_range():
 def test_ctrl_c_keeps_finished_chunks_and_the_rerun_resumes_to_the_same_bits(tmp_path):
     """SIGINT once the first sweep's chunk is saved: exit 130 with a message; the same command again loads that
     chunk (it is not recomputed: its file is unchanged) and finishes; the data equal an uninterrupted run's."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
     import numpy as np
     import xarray as xr
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, interrupt_after_first_chunk
 
     args = ["-m", "figures", "run", "quadratic_sgd", "--seeds", "500", "--set", "sim.n_steps=3000"]
     out = tmp_path / "out"
     env = {"PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin",
            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}  # the same compiler flags as this process: the same bits
-    proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rc, err, after = interrupt_after_first_chunk(args, out, env)
     cache = out / ".sweep_cache"
-    t0 = time.time()
-    while not list(cache.rglob("chunk_*.npz")) and proc.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    t_sig = time.time()
-    _, err = proc.communicate(timeout=300)
-    assert time.time() - t_sig < 5.0  # the chunk in flight is abandoned, not waited for
-    assert proc.returncode == 130, err[-2000:]
+    assert after < 5.0  # the chunk in flight is abandoned, not waited for
+    assert rc == 130, err[-2000:]
     assert "interrupted during quadratic_sgd" in err and "run the same command again" in err
     assert not list(out.glob("quadratic_sgd*.nc"))  # nothing half-written
     kept = {p: p.stat().st_mtime_ns for p in cache.rglob("chunk_*.npz")}

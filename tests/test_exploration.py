@@ -19,7 +19,7 @@ import pytest
 import figures
 from figures import _core
 from figures.__main__ import main as cli_main
-from tests.conftest import ROOT, run_py
+from tests.conftest import ROOT, interrupt_after_first_chunk, run_py
 
 CHEAP = "schedule_gallery"  # closed forms only: a run takes seconds
 
@@ -213,18 +213,10 @@ def test_ctrl_c_during_concurrent_sweeps_keeps_finished_chunks_and_resumes_to_th
     args = ["-m", "figures", "run", "bandit_regret", "--tiny", "--set", "sim.horizon=40000", "--set",
             "sim.log_every=4000", "--set", "algorithms=dynlinucblog,exp3,ar2"]
     out = tmp_path / "out"
-    env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    rc, err, after = interrupt_after_first_chunk(args, out, dict(os.environ, MPLBACKEND="Agg"))
+    assert after < 5.0
+    assert rc == 130, err[-2000:]
     cache = out / _core.CACHE_DIR
-    t0 = time.time()
-    while not list(cache.rglob("chunk_*.npz")) and proc.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    t_sig = time.time()
-    _, err = proc.communicate(timeout=120)
-    assert time.time() - t_sig < 5.0
-    assert proc.returncode == 130, err[-2000:]
     assert "interrupted during bandit_regret" in err and "run the same command again" in err
     kept = {p: p.stat().st_mtime_ns for p in cache.rglob("chunk_*.npz")}
     assert 1 <= len(kept) < 4 and not list(out.glob("bandit_regret*.nc"))
