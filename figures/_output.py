@@ -172,7 +172,6 @@ def run_figure(name: str, preset: str = "quick", seeds: int | None = None, sets=
     :class:`~sims.engine.results.ResultCache` in the options: the CLI sets one for a whole run."""
     import jax
 
-    _contract.load(name)
     resolve_config(_contract.load(name), preset, seeds, sets)  # bad input: refused before anything else
     out = check_out_dir(out)
     res = compute(name, preset, seeds, sets, cache_dir=out / CACHE_DIR if cache else None, force=force,

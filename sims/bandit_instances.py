@@ -19,7 +19,7 @@ import numpy as np
 from sims.config import finite_array
 from theory import bandits as tb
 
-__all__ = ["INSTANCE_FIELDS", "frozen", "check_arrays", "load_instance", "instance_label", "instance", "pin_file"]
+__all__ = ["INSTANCE_FIELDS", "frozen", "check_arrays", "load_instance", "instance", "pin_file"]
 
 
 INSTANCE_FIELDS = ("A", "B", "omega", "theta", "sigma_x", "sigma_y", "arms")
@@ -84,13 +84,6 @@ def pin_file(name: str) -> str:
     if not p.exists():
         raise ValueError(f"instance file {p} does not exist")
     return f"{name}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
-
-
-def instance_label(inst) -> str:
-    """A short name of an instance value: its name, or ``custom:<hash>`` for a user's system."""
-    if isinstance(inst, str):
-        return inst
-    return "custom:" + hashlib.sha256(repr(tuple(inst)).encode()).hexdigest()[:8]
 
 
 @functools.cache

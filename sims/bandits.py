@@ -39,13 +39,13 @@ import numpy as np
 
 from sims.bandit_agents import PATHS, TIE_RTOL, Agent  # noqa: F401 (re-exported)
 from sims.bandit_algorithms import ALGORITHMS, RUN_LIST, Algorithm, Ctx, algorithm_params  # noqa: F401
-from sims.bandit_instances import frozen, instance, instance_label, load_instance, pin_file
+from sims.bandit_instances import frozen, instance, load_instance, pin_file
 from sims.config import Config, param
 from sims.sweep import Sim, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from theory import bandits as tb
 
 __all__ = ["sim", "EnvParams", "EnvState", "reset", "step", "step_noise", "BanditConfig", "make_run", "instance",
-           "load_instance", "frozen", "instance_label", "ALGORITHMS", "PATHS", "env_params", "algorithm_params",
+           "load_instance", "frozen", "ALGORITHMS", "PATHS", "env_params", "algorithm_params",
            "NOISE_VARIANCES", "RUN_LIST", "round_noise"]
 
 NOISE_VARIANCES = ("authors", "exact")

@@ -9,7 +9,6 @@ figures CLI exits at once). Workers run under the caller's context (:func:`sims.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,7 +45,7 @@ def execute_chunk(p: SweepPlan, h0: int, s0: int, sink: Callable[[int], None] | 
     batched = build.batched(p.run)
     program = batched.program(h_c)
     outs = []  # (global position, (final, traj)) of this process's devices, dispatched before any is awaited
-    with batched.hub.sink(sink) if sink is not None else _nothing():
+    with batched.hub.sink(sink):
         for g, dev in enumerate(devices):
             if dev.process_index != jax.process_index():
                 continue
@@ -61,11 +60,6 @@ def execute_chunk(p: SweepPlan, h0: int, s0: int, sink: Callable[[int], None] | 
     final, traj = distributed.gather_chunk([o for _, o in outs], devices)
     cut = lambda x: x[:nh, :ns]  # noqa: E731
     return {f"final/{k}": cut(v) for k, v in final.items()} | {f"traj/{k}": cut(v) for k, v in traj.items()}
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield
 
 
 def _wait(threads: Sequence[threading.Thread]) -> None:

@@ -46,7 +46,7 @@ class Hub:
             sink(int(b))
 
     @contextlib.contextmanager
-    def sink(self, fn: Callable[[int], None]) -> Iterator[None]:
+    def sink(self, fn: Callable[[int], None] | None) -> Iterator[None]:
         with self._lock:
             prev, self._sink = self._sink, fn
         try:
