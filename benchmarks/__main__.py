@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ("quadratic", "river_valley", "lion", "schedules", "bandits", "bandit_figure", "bigram_backcopy",
               "bigram_backcopy_torch", "compile_times", "wsd_s_figure", "linear_attention", "radial_attention",
-              "multiprocess")
+              "multiprocess", "char_lm")
 
 
 def main(argv=None) -> int:

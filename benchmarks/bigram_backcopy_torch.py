@@ -32,9 +32,10 @@ from sims.sweep import jit
 from sims.transformer import apply, init
 
 
-def jax_trainer(cfg: BBConfig):
-    mcfg = cfg.model()
-    opt = optimizer(cfg, 3e-3)
+def jax_trainer(mcfg, opt):
+    """(start(key) -> (params, opt state), train(params, opt state, xs, ys) -> (params, opt state, losses)): the
+    suite's step for the transformer config ``mcfg`` and optax optimizer ``opt``, scanned over pre-sampled
+    batches."""
     unravel = ravel_pytree(init(jax.random.key(0), mcfg))[1]  # the layout only (as make_train: one flat vector)
 
     def loss_fn(p, x, y):
@@ -58,11 +59,12 @@ def jax_trainer(cfg: BBConfig):
     return start, train
 
 
-def torch_model(cfg: BBConfig):
+def torch_model(d: int, V: int, L: int, n_layers: int, n_heads: int = 1):
+    """The shared transformer (sims.transformer, softmax mixer, MLP) in PyTorch: vocabulary V, context L."""
     import torch
     from torch import nn
 
-    d, V, L = cfg.d_model, cfg.V + 1, cfg.seq_len
+    dh = d // n_heads
 
     class Block(nn.Module):
         def __init__(self):
@@ -73,16 +75,18 @@ def torch_model(cfg: BBConfig):
 
         def forward(self, x, causal):
             h = self.ln1(x)
-            s = self.q(h) @ self.k(h).transpose(-1, -2) / math.sqrt(d)
-            w = torch.softmax(s.masked_fill(~causal, float("-inf")), -1)
-            x = x + self.o(w @ self.v(h))
+            B, T, _ = h.shape
+            q, k, v = (f(h).view(B, T, n_heads, dh).transpose(1, 2) for f in (self.q, self.k, self.v))
+            s = q @ k.transpose(-1, -2) / math.sqrt(dh)
+            w = torch.softmax(s.masked_fill(~causal[:T, :T], float("-inf")), -1)
+            x = x + self.o((w @ v).transpose(1, 2).reshape(B, T, d))
             return x + self.w2(torch.relu(self.w1(self.ln2(x))))
 
     class Model(nn.Module):
         def __init__(self):
             super().__init__()
             self.tok, self.pos = nn.Embedding(V, d), nn.Embedding(L, d)
-            self.blocks = nn.ModuleList(Block() for _ in range(cfg.n_layers))
+            self.blocks = nn.ModuleList(Block() for _ in range(n_layers))
             self.ln_f, self.unembed = nn.LayerNorm(d), nn.Linear(d, V, bias=False)
             self.register_buffer("causal", torch.tril(torch.ones(L, L, dtype=torch.bool)))
 
@@ -95,12 +99,11 @@ def torch_model(cfg: BBConfig):
     return Model()
 
 
-def torch_train(cfg: BBConfig, xs: np.ndarray, ys: np.ndarray):
+def torch_train(model, xs: np.ndarray, ys: np.ndarray, clip: float = 0.0, **kw):
+    """A careful user's PyTorch loop over the pre-sampled batches: AdamW(**kw) (fused where the build has it),
+    gradient clipping to ``clip`` (0: none)."""
     import torch
 
-    torch.manual_seed(0)
-    model = torch_model(cfg)
-    kw = dict(lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)
     try:
         opt = torch.optim.AdamW(model.parameters(), fused=True, **kw)
     except (RuntimeError, TypeError):
@@ -113,6 +116,8 @@ def torch_train(cfg: BBConfig, xs: np.ndarray, ys: np.ndarray):
             opt.zero_grad(set_to_none=True)
             loss = loss_f(model(X[t]).flatten(0, 1), Y[t].flatten())
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
         return float(loss.detach())
 
@@ -139,7 +144,7 @@ def main(argv=None):
     keys = jax.random.split(jax.random.key(1), a.steps)
     xs, ys = jax.vmap(lambda k: sample_batch(cfg, k, cfg.batch)[:2])(keys)
     xs, ys = np.asarray(xs, np.int64), np.asarray(ys, np.int64)
-    start, train = jax_trainer(cfg)
+    start, train = jax_trainer(cfg.model(), optimizer(cfg, 3e-3))
     start1 = jit(start)
     one = jit(train, donate_argnums=(0, 1))
     seeds = jax.random.split(jax.random.key(0), a.seeds)
@@ -164,7 +169,11 @@ def main(argv=None):
     c1, t1 = timeit(jax_one)
     cv, tv = timeit(jax_vmap)
     _, ts = timeit(jax_seq)
-    trun = torch_train(cfg, xs, ys)
+    import torch
+
+    torch.manual_seed(0)
+    trun = torch_train(torch_model(cfg.d_model, cfg.V + 1, cfg.seq_len, cfg.n_layers, cfg.n_heads), xs, ys,
+                       lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)
     trun()  # warm-up (allocator, first-call dispatch)
     tt = []
     for _ in range(3):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Status", "Claim", "numbers", "fmt", "mean_se", "zscores", "write_report", "write_text_atomic"]
+__all__ = ["Status", "Claim", "numbers", "fmt", "mean_se", "hedges_g", "zscores", "write_report", "write_text_atomic"]
 
 
 class Status(enum.Enum):
@@ -117,6 +117,18 @@ def mean_se(x, dim: str = "seed", *, axis=None, skipna: bool = False):
         return np.nanmean(x, axis), np.nanstd(x, axis, ddof=1) / np.sqrt(np.sum(np.isfinite(x), axis))
     n = x.size if axis is None else x.shape[axis]
     return x.mean(axis), x.std(axis, ddof=1) / np.sqrt(n)
+
+
+def hedges_g(a, b) -> float:
+    r"""Hedges' g of ``b`` against ``a`` (two 1-D samples, e.g. one value per seed): the difference of means over
+    the pooled standard deviation (ddof = 1), times the small-sample correction
+    :math:`J = 1 - 3 / (4(n_a + n_b) - 9)` (Hedges 1981). Positive when ``b`` is larger."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    na, nb = a.size, b.size
+    if na < 2 or nb < 2:
+        raise ValueError(f"Hedges' g needs >= 2 values per sample, got {na} and {nb}")
+    sp = np.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    return float((b.mean() - a.mean()) / sp * (1 - 3 / (4 * (na + nb) - 9)))
 
 
 def zscores(samples, theory, axis: int = 0, floor: float = 1e-12):

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from figures._claims import Claim, Status, fmt, mean_se, write_report, zscores
+from figures._claims import Claim, Status, fmt, hedges_g, mean_se, write_report, zscores
 from figures._contract import TRAINED_AT_TINY, Figure, Regime, float64, load, names
 from figures._output import CACHE_DIR, OUT_DIR, check_out_dir, run_figure
 from figures._overrides import (
@@ -29,8 +29,9 @@ from sims.config import param
 from sims.config import range_text as _range_text
 from sims.engine.results import Diverged
 
-__all__ = ["Claim", "Status", "fmt", "mean_se", "zscores", "write_report", "Figure", "Regime", "TRAINED_AT_TINY",
-           "float64", "load", "names", "CACHE_DIR", "OUT_DIR", "check_out_dir", "run_figure", "UserError",
+__all__ = ["Claim", "Status", "fmt", "hedges_g", "mean_se", "zscores", "write_report", "Figure", "Regime",
+           "TRAINED_AT_TINY", "float64", "load", "names", "CACHE_DIR", "OUT_DIR", "check_out_dir", "run_figure",
+           "UserError",
            "overrides", "parse_override", "replace_path", "replace_paths", "resolve_config", "set_by_figure",
            "set_in_panels", "walk_fields", "annotate_diverged", "band", "style", "Validated", "param", "_range_text",
            "Diverged"]

@@ -28,12 +28,14 @@ CORE = {
     "sims.schedule_specs",  # schedules named by data (specs, the multi-budget protocols)
     "sims.linear_attention",  # the linear-attention operators: also the shared transformer's "gla" token mixer
     "sims.bigram_data",  # the shared data: bigram Markov chains (river-valley LM, Bigram-Backcopy, subnetworks)
+    "sims.text_data",  # the shared data: the text of Shakespeare's plays (the char LM; the chain's source)
+    "sims.transformer",  # the ONE shared transformer (Bigram-Backcopy, subnetworks, the char LM)
 }
 # module -> topic. One topic per paper family; its sims and theory modules share it.
 TOPIC = {
     "sims.bandits": "bandits", "sims.bandit_instances": "bandits", "sims.bandit_algorithms": "bandits",
     "sims.bandit_agents": "bandits", "theory.bandits": "bandits",
-    "sims.transformer": "bigram", "sims.bigram_backcopy": "bigram",
+    "sims.bigram_backcopy": "bigram",
     "sims.subnetworks": "bigram", "sims.subnet_experiment": "bigram", "theory.bigram": "bigram",
     "theory.bigram_backcopy": "bigram",
     "sims.convex_sgd": "schedules", "theory.schedules": "schedules",
@@ -43,6 +45,7 @@ TOPIC = {
     "sims.linear_attention": "linear_attention", "sims.lightnet": "linear_attention",
     "theory.linear_attention": "linear_attention",
     "sims.radial_attention": "radial_attention", "theory.radial_attention": "radial_attention",
+    "sims.char_lm": "text",
 }
 
 

@@ -61,6 +61,7 @@ def test_pip_install_then_a_figure_runs_from_another_folder(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (site / "figures" / "style.mplstyle").exists()
     assert (site / "sims" / "data" / "shakespeare_bigram.json").exists()
+    assert (site / "sims" / "data" / "shakespeare_plays.npz").exists()
     assert {"toy-theory", "toy-figures"} <= {p.name for p in (site / "bin").iterdir()}
     work = tmp_path / "elsewhere"
     work.mkdir()
