@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +56,20 @@ def jax_trainer(mcfg, opt):
         return p, opt.init(p)
 
     return start, train
+
+
+def train_flops_per_token(d: int, V: int, L: int, n_layers: int) -> float:
+    """Training FLOPs per token of the shared transformer (forward x 3): the block matmuls (12 d^2 per layer), the
+    unembedding and the causal attention's two L x d products."""
+    return 3 * (2 * (n_layers * 12 * d * d + d * V) + n_layers * 2 * 2 * L * d)
+
+
+def matmul_rate() -> float:
+    """The practical limit: this CPU's float32 matmul rate (1024^3 in JAX, FLOP/s)."""
+    A = jnp.ones((1024, 1024), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    _, t_mm = timeit(lambda: mm(A).block_until_ready())
+    return 2 * 1024**3 / t_mm
 
 
 def torch_model(d: int, V: int, L: int, n_layers: int, n_heads: int = 1):
@@ -174,21 +187,10 @@ def main(argv=None):
     torch.manual_seed(0)
     trun = torch_train(torch_model(cfg.d_model, cfg.V + 1, cfg.seq_len, cfg.n_layers, cfg.n_heads), xs, ys,
                        lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)
-    trun()  # warm-up (allocator, first-call dispatch)
-    tt = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        trun()
-        tt.append(time.perf_counter() - t0)
-    tt = float(np.median(tt))
+    _, tt = timeit(trun)  # the first call is the warm-up (allocator, first-call dispatch)
     tok = a.steps * a.batch * a.seq
-    # the practical limit: this CPU's float32 matmul rate (1024^3, JAX) against the model's FLOPs per token
-    d, V, L = a.d, cfg.V + 1, a.seq
-    flops_tok = 3 * (2 * (a.layers * 12 * d * d + d * V) + a.layers * 2 * 2 * L * d)
-    A = jnp.ones((1024, 1024), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
-    _, t_mm = timeit(lambda: mm(A).block_until_ready())
-    roof = 2 * 1024**3 / t_mm
+    flops_tok = train_flops_per_token(a.d, cfg.V + 1, a.seq, a.layers)
+    roof = matmul_rate()
     rows = [("size", f"{a.steps} AdamW steps x batch {a.batch} x {a.seq} tokens, d = {a.d}, {a.layers} layer(s), "
                      f"V = {cfg.V + 1}"),
             ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import append_results, timeit
-from benchmarks.bigram_backcopy_torch import jax_trainer, torch_model, torch_train
+from benchmarks.bigram_backcopy_torch import jax_trainer, matmul_rate, torch_model, torch_train, train_flops_per_token
 from sims import text_data as td
 from sims.char_lm import CharLMConfig, optimizer
 from sims.sweep import jit
@@ -56,20 +55,10 @@ def main(argv=None):
     torch.manual_seed(0)
     trun = torch_train(torch_model(a.d, 65, a.seq, a.layers, a.heads), xs, ys, clip=1.0, lr=3e-3, betas=(0.9, 0.95),
                        eps=1e-8, weight_decay=0.1)
-    trun()  # warm-up
-    tt = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        trun()
-        tt.append(time.perf_counter() - t0)
-    tt = float(np.median(tt))
+    _, tt = timeit(trun)  # the first call is the warm-up
     tok = a.steps * a.batch * a.seq
-    d, L = a.d, a.seq
-    flops_tok = 3 * (2 * (a.layers * 12 * d * d + d * 65) + a.layers * 2 * 2 * L * d)
-    A = jnp.ones((1024, 1024), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
-    _, t_mm = timeit(lambda: mm(A).block_until_ready())
-    roof = 2 * 1024**3 / t_mm
+    flops_tok = train_flops_per_token(a.d, 65, a.seq, a.layers)
+    roof = matmul_rate()
     rows = [("size", f"{a.steps} AdamW steps x batch {a.batch} x {a.seq} characters, d = {a.d}, {a.layers} layers, "
                      f"{a.heads} heads, V = 65"),
             ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",

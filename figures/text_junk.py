@@ -23,6 +23,7 @@ from figures._core import (
     overrides,
     param,
 )
+from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims.char_lm import CharLMConfig, sim
 from sims.sweep import sweep
 
@@ -37,9 +38,8 @@ class Config(Validated):
     ``sim.junk_steps``: the continued training on the mixture; the steps after it: healing on clean text, as many
     as the junk phase's); the figure runs it at each junk ratio of ``ratios``."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "constant lr after a linear warmup (the WSD family, "
-                                                            "decay_fraction 0)"}
-    sim: CharLMConfig = CharLMConfig(d_model=64, n_layers=2, n_heads=2, seq_len=64, batch=16, n_steps=1100,
+    SET_BY_FIGURE: typing.ClassVar[dict] = dict(SCHEDULE_SET)
+    sim: CharLMConfig = CharLMConfig(**QUICK_MODEL, n_steps=1100,
                                      log_every=50, junk_start=500, junk_steps=300)
     seeds: int = param(3, ge=2, le=256, help="models per junk ratio (the same pretraining per seed)")
     ratios: tuple[float, ...] = param((0.0, 0.2, 0.5, 0.8, 1.0), ge=0, le=1, unique=True,
@@ -49,8 +49,7 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.sim.schedule:
-            raise ValueError(f"sim.schedule is set by this figure (SET_BY_FIGURE); got {self.sim.schedule!r}")
+        refuse_schedule(self)
         if list(self.ratios) != sorted(self.ratios) or self.ratios[0] != 0 or len(self.ratios) < 3:
             raise ValueError(f"ratios must be >= 3 ascending values starting at 0, got {self.ratios}")
         s = self.sim
@@ -68,8 +67,8 @@ class Config(Validated):
 
 PRESETS = {
     "quick": Config(),
-    "full": Config(sim=CharLMConfig(d_model=256, n_layers=6, n_heads=8, seq_len=256, batch=64, n_steps=30000,
-                                    log_every=500, eval_windows=256, junk_start=10000, junk_steps=10000),
+    "full": Config(sim=CharLMConfig(**FULL_MODEL, n_steps=30000,
+                                    log_every=500, junk_start=10000, junk_steps=10000),
                    lr=1e-3, warmup_steps=500),
 }
 
@@ -191,15 +190,14 @@ def plot(ds, cfg):
     axs[1].set(xlabel="junk ratio", ylabel="clean held-out loss (nats/char)", title="dose-response (mean +- SE)")
     axs[1].legend(fontsize=7, loc="upper left")
     axs[2].set(xlabel="step", ylabel="loss(pos < 8) - loss(pos >= L/2) (nats)", title="context use")
-    axs[2].legend(fontsize=7, title="junk ratio", title_fontsize=7, loc="lower left")
+    axs[2].legend(fontsize=7, title="junk ratio", title_fontsize=7, loc="lower right")
     return fig
 
 
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
     presets={**PRESETS, "tiny": overrides(
-        PRESETS["quick"], "seeds=2", "sim.d_model=16", "sim.n_layers=1", "sim.n_heads=1", "sim.seq_len=16",
-        "sim.batch=4", "sim.n_steps=120", "sim.log_every=10", "sim.eval_windows=8", "sim.junk_start=40",
+        PRESETS["quick"], "seeds=2", *TINY_MODEL, "sim.n_steps=120", "sim.log_every=10", "sim.junk_start=40",
         "sim.junk_steps=40", "warmup_steps=10", "ratios=0,0.5,1")},
     not_at_tiny=TRAINED_AT_TINY,
 )

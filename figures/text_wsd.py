@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, fmt, mean_se, overrides, param
+from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims import schedules as S
 from sims import text_data as td
 from sims.char_lm import CharLMConfig, sim
@@ -30,8 +31,8 @@ class Config(Validated):
     """``sim`` is the character LM; the figure trains it under the constant, WSD and cosine schedules at each peak lr
     of ``lrs`` (WSD and cosine: each at its own tuned lr, the grid grown by the tuner until the optimum is interior)."""
 
-    SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "the WSD family from hparams: constant, WSD, cosine"}
-    sim: CharLMConfig = CharLMConfig(d_model=64, n_layers=2, n_heads=2, seq_len=64, batch=16, n_steps=800,
+    SET_BY_FIGURE: typing.ClassVar[dict] = dict(SCHEDULE_SET)
+    sim: CharLMConfig = CharLMConfig(**QUICK_MODEL, n_steps=800,
                                      log_every=80)
     seeds: int = param(3, ge=2, le=256, help="models per (schedule, lr)")
     lrs: tuple[float, ...] = param((1.5e-3, 3e-3, 6e-3), gt=0, le=1, unique=True,
@@ -41,8 +42,7 @@ class Config(Validated):
     key_seed: int = param(0, ge=0)
 
     def check(self):
-        if self.sim.schedule:
-            raise ValueError(f"sim.schedule is set by this figure (SET_BY_FIGURE); got {self.sim.schedule!r}")
+        refuse_schedule(self)
         if len(self.lrs) < 3 or list(self.lrs) != sorted(self.lrs):
             raise ValueError(f"lrs must be >= 3 ascending values, got {self.lrs}")
         n = self.sim.n_steps
@@ -56,7 +56,7 @@ class Config(Validated):
 PRESETS = {
     "quick": Config(),
     # paper-like shape for a GPU: d 256, 6 layers, context 256
-    "full": Config(sim=CharLMConfig(d_model=256, n_layers=6, n_heads=8, seq_len=256, batch=64, n_steps=20000,
+    "full": Config(sim=CharLMConfig(**FULL_MODEL, n_steps=20000,
                                     log_every=500, eval_windows=256), seeds=3, lrs=(2.5e-4, 5e-4, 1e-3, 2e-3),
                    warmup_steps=500),
 }
@@ -273,8 +273,7 @@ def plot(ds, cfg):
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
     presets={**PRESETS, "tiny": overrides(
-        PRESETS["quick"], "seeds=2", "sim.d_model=16", "sim.n_layers=1", "sim.n_heads=1", "sim.seq_len=16",
-        "sim.batch=4", "sim.n_steps=100", "sim.log_every=10", "sim.eval_windows=8", "warmup_steps=10",
+        PRESETS["quick"], "seeds=2", *TINY_MODEL, "sim.n_steps=100", "sim.log_every=10", "warmup_steps=10",
         "lrs=2e-3,4e-3,8e-3")},
     not_at_tiny=TRAINED_AT_TINY,
 )

@@ -18,6 +18,11 @@ decay phase is concentrated on uncertain tokens).
   context); their difference is how much the model uses context;
 * ``lr_t``.
 
+Continual training (rewarming, Gupta et al. 2023): with ``switch_step > 0`` the windows come from the training plays
+of ``second_genre`` from that step on; with hparam ``rewarm_peak`` the schedule is
+:func:`sims.schedules.rewarm_family` (cosine to the floor by ``switch_step``, warmup to the rewarming peak over
+``rewarm_warmup`` steps, cosine back to the floor), every arm of a sweep one compiled program.
+
 A junk phase (the "brain rot" toy): for the ``junk_steps`` steps from ``junk_start`` on, the first
 ``round(junk_ratio * batch)`` windows of every batch (hparam ``junk_ratio``, default 0) are junk: text sampled from
 the character bigram chain of the training plays (:func:`junk_chain`; the same characters and local statistics,
@@ -45,7 +50,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
-from sims import schedule_specs
+from sims import schedule_specs, schedules
 from sims import text_data as td
 from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
@@ -81,6 +86,8 @@ class CharLMConfig(Config):
     eps: float = param(1e-8, gt=0, le=1, help="AdamW epsilon")
     weight_decay: float = param(0.1, ge=0, le=10, help="AdamW decoupled weight decay (times the scheduled lr)")
     grad_clip: float = param(1.0, ge=0, help="clip the gradient's global norm to this (0: no clipping)")
+    switch_step: int = param(0, ge=0, help="> 0: from this step on train on second_genre (continual training)")
+    second_genre: str = param("history", choices=td.GENRES, help="the genre trained on from switch_step on")
     junk_start: int = param(0, ge=0, help="first step of the junk phase")
     junk_steps: int = param(0, ge=0, help="steps of the junk phase (0: none; hparam junk_ratio sets the share)")
     init: str = param("gpt2", choices=("gpt2", "torch"), help="gpt2: N(0, 0.02^2) embeddings; torch: PyTorch's")
@@ -96,7 +103,11 @@ class CharLMConfig(Config):
             raise ValueError(f"seq_len must be < {shortest} (the shortest held-out play's characters), "
                              f"got {self.seq_len}")
         if self.schedule:
-            schedule_specs.from_spec(self.schedule)  # validates
+            schedule_specs.check_spec(self.schedule)
+        if self.switch_step and not self.switch_step < self.n_steps:
+            raise ValueError(f"switch_step must be < n_steps ({self.n_steps}), got {self.switch_step}")
+        if self.switch_step and self.second_genre == self.train_genre:
+            raise ValueError(f"second_genre must differ from train_genre ({self.train_genre!r})")
         if self.junk_start + self.junk_steps > self.n_steps:
             raise ValueError(f"the junk phase (junk_start {self.junk_start} + junk_steps {self.junk_steps}) must end "
                              f"by n_steps ({self.n_steps})")
@@ -159,6 +170,7 @@ def make_run(cfg: CharLMConfig):
     """``run(key, hparams) -> (final, traj)`` for the sweep engine (cached per cfg)."""
     mcfg = cfg.model()
     text = td.shakespeare_plays().select("train", cfg.train_genre)
+    text2 = td.shakespeare_plays().select("train", cfg.second_genre) if cfg.switch_step else None
     ev = evaluation_set(cfg.seq_len, cfg.eval_windows, cfg.ctx_k, cfg.det_max, cfg.unc_min)
     L = cfg.seq_len
     # every recorded loss is a masked mean: ONE contraction of the (window, position) losses with normalised masks
@@ -175,7 +187,10 @@ def make_run(cfg: CharLMConfig):
     def run(key, hp):
         k_init, k_train = jax.random.split(key)
         params, unravel = ravel_pytree(init(k_init, mcfg))
-        sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
+        if cfg.switch_step and "rewarm_peak" in hp:
+            sched = schedules.rewarm_family(hp, cfg.switch_step, cfg.n_steps)
+        else:
+            sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optimizer(cfg, sched)
         x_ev, y_ev = jnp.asarray(ev["x"]), jnp.asarray(ev["y"])
 
@@ -193,6 +208,9 @@ def make_run(cfg: CharLMConfig):
                 n_junk = jnp.round(hp.get("junk_ratio", 0.0) * cfg.batch)
                 is_junk = on & (jnp.arange(cfg.batch) < n_junk)
             w = td.sample_windows(k, text, L, cfg.batch)
+            if cfg.switch_step:
+                k2 = jax.random.fold_in(k, 1)
+                w = jnp.where(t >= cfg.switch_step, td.sample_windows(k2, text2, L, cfg.batch), w)
             if cfg.junk_steps:
                 w = jnp.where(is_junk[:, None], junk, w)
             g = jax.grad(lambda q: jnp.mean(nll(q, w[:, :-1], w[:, 1:])))(p)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import jax.numpy as jnp
 import optax
 
 from sims.schedules import (
@@ -27,7 +28,8 @@ from sims.schedules import (
     wsd,
 )
 
-__all__ = ["Protocol", "wsd_protocol", "wsd_s_protocol", "cyclic_cosine_protocol", "schedule_for", "from_spec"]
+__all__ = ["Protocol", "wsd_protocol", "wsd_s_protocol", "cyclic_cosine_protocol", "schedule_for", "from_spec",
+           "check_spec"]
 
 
 class Protocol(NamedTuple):
@@ -98,11 +100,37 @@ def cyclic_cosine_protocol(cycle_ends: Sequence[int], final_ratio: float = 0.1) 
 
 def schedule_for(spec: tuple, hp, total_steps: int) -> Schedule:
     """The schedule a sim uses: ``hp["lr"]`` times the unit-peak static ``spec`` if one is given, else
-    the array-parametrized WSD family read from ``hp`` (:func:`family_from_hparams`)."""
-    if spec:
+    the array-parametrized WSD family read from ``hp`` (:func:`family_from_hparams`).
+
+    ``("arms", (spec_0, spec_1, ...))`` holds several unit-peak specs and ``hp["arm"]`` (an integer hparam) picks
+    one per run: every schedule of a comparison is then one compiled program (each step evaluates every arm's
+    scalar lr and selects). With a spec, ``hp["warmup_steps"]`` (if given) puts a linear warmup in front of it."""
+    if not spec:
+        return family_from_hparams(hp, total_steps)
+    if spec[0] == "arms":
+        units = [from_spec(s) for s in check_spec(spec)[1]]
+
+        def unit(t):
+            lrs = [jnp.broadcast_to(jnp.asarray(u(t), jnp.result_type(float)), jnp.shape(t)) for u in units]
+            return jnp.stack(lrs)[jnp.asarray(hp["arm"], jnp.int32)]
+    else:
         unit = from_spec(spec)
+    if "warmup_steps" not in hp:
         return lambda t: hp["lr"] * unit(t)
-    return family_from_hparams(hp, total_steps)
+    W = hp["warmup_steps"]  # a linear warmup in front of the spec (as the WSD family's)
+    return lambda t: hp["lr"] * unit(t) * jnp.where(W > 0, jnp.minimum(1.0, t / jnp.maximum(W, 1.0)), 1.0)
+
+
+def check_spec(spec: tuple) -> tuple:
+    """Validate a static schedule spec (one :func:`from_spec` accepts, or ``("arms", specs)``); return it."""
+    if spec and spec[0] == "arms":
+        if len(spec) != 2 or not spec[1] or any(not isinstance(s, tuple) or s[:1] == ("arms",) for s in spec[1]):
+            raise ValueError(f"an arms spec is ('arms', (spec, ...)) with >= 1 non-arms spec, got {spec!r}")
+        for s in spec[1]:
+            from_spec(s)
+    elif spec:
+        from_spec(spec)
+    return spec
 
 
 def from_spec(spec: tuple) -> Schedule:
@@ -147,4 +175,6 @@ def from_spec(spec: tuple) -> Schedule:
                 pos += n_dec
             prev = T
         return optax.join_schedules(pieces, bounds) if bounds else pieces[0]
+    if kind == "arms":
+        raise ValueError("an ('arms', ...) spec selects by hp['arm']: use schedule_for (or check_spec to validate)")
     raise ValueError(f"unknown schedule spec {spec!r}")

@@ -88,3 +88,57 @@ def test_cyclic_cosine_restarts():
 def test_bad_input(make, msg):
     with pytest.raises(ValueError, match=msg):
         make()
+
+
+def _rewarm_reference(lr, m, p, W, switch, total):
+    """NumPy, typed from the formula of Gupta et al.'s protocol: cosine lr -> m lr over [0, switch); then a linear
+    warmup m lr -> p lr over W steps and a cosine p lr -> m lr until total."""
+    t = np.arange(total, dtype=np.float64)
+    first = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * np.minimum(t, switch) / switch))
+    s = t - switch
+    warm = np.clip(s / W, 0, 1) if W > 0 else np.ones_like(t)
+    cos = 0.5 * (1 + np.cos(np.pi * np.clip((s - W) / (total - switch - W), 0, 1)))
+    return lr * np.where(t < switch, first, m + (p - m) * warm * cos)
+
+
+@pytest.mark.parametrize("p, W", [(1.0, 0.0), (0.5, 20.0), (0.1, 0.0), (2.0, 50.0)])
+def test_rewarm_family_matches_the_reference_and_vmaps(p, W):
+    hp = {"lr": 0.3, "final_ratio": 0.1, "rewarm_peak": p, "rewarm_warmup": W}
+    got = S.as_array(S.rewarm_family(hp, 100, 300), 300)
+    np.testing.assert_allclose(got, _rewarm_reference(0.3, 0.1, p, W, 100, 300), rtol=1e-12, atol=1e-15)
+    assert 0.03 <= got[99] < 0.0301 and 0.03 <= got[-1] < 0.0301  # at the floor at the switch and at the end
+    assert abs(got[100:].max() - max(p, 0.1) * 0.3) < 1e-12  # the rewarming peak is reached
+    # arrays of arms in one program: vmapped over (peak, warmup)
+    arms = {"lr": jnp.full(3, 0.3), "final_ratio": jnp.full(3, 0.1), "rewarm_peak": jnp.array([0.1, 0.5, 1.0]),
+            "rewarm_warmup": jnp.array([0.0, 20.0, 50.0])}
+    v = jax.vmap(lambda h: S.rewarm_family(h, 100, 300)(jnp.arange(300)))(arms)
+    np.testing.assert_allclose(np.asarray(v)[2], _rewarm_reference(0.3, 0.1, 1.0, 50.0, 100, 300), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(v)[0, 100:], 0.03, rtol=1e-5)  # peak = floor: continue at the floor
+
+
+def test_rewarm_family_refuses_a_switch_after_the_end():
+    with pytest.raises(ValueError, match="total_steps"):
+        S.rewarm_family({"lr": 1.0, "rewarm_peak": 1.0}, 300, 300)
+
+
+def test_an_arms_spec_selects_each_arms_schedule_by_the_arm_hparam():
+    """("arms", specs) with hp["arm"] = i is specs[i] (times lr), at every step and under vmap over the arm; with
+    hp["warmup_steps"] a linear warmup multiplies it."""
+    from sims import schedule_specs as ss
+
+    specs = (("wsd", 100, 0.2, 0.1, "linear"), ("cosine", 60, 0.1), ("constant",), ("wsd_s", (40, 80), 0.1, 0.1,
+                                                                                     "linear"))
+    t = jnp.arange(120)
+    for i, sp in enumerate(specs):
+        got = ss.schedule_for(("arms", specs), {"lr": 0.5, "arm": i}, 120)(t)
+        np.testing.assert_allclose(got, 0.5 * np.asarray(ss.from_spec(sp)(t)), rtol=1e-6)
+    v = jax.vmap(lambda a: ss.schedule_for(("arms", specs), {"lr": 0.5, "arm": a}, 120)(t))(jnp.arange(4))
+    np.testing.assert_allclose(v[1], 0.5 * np.asarray(ss.from_spec(specs[1])(t)), rtol=1e-6)
+    w = ss.schedule_for(("constant",), {"lr": 2.0, "warmup_steps": 10.0}, 120)(t)
+    np.testing.assert_allclose(w[:12], 2.0 * np.minimum(1, np.arange(12) / 10), rtol=1e-6)
+    with pytest.raises(ValueError, match="arms spec"):
+        ss.check_spec(("arms", ()))
+    with pytest.raises(ValueError, match="unknown schedule spec"):
+        ss.check_spec(("arms", (("nope",),)))
+    with pytest.raises(ValueError, match="selects by hp"):
+        ss.from_spec(("arms", specs))

@@ -196,3 +196,13 @@ def test_hedges_g_against_a_hand_computed_value():
 def test_bad_junk_phase_is_refused(kw, needle):
     with pytest.raises(ValueError, match=needle):
         CharLMConfig(n_steps=1000, log_every=100, **kw)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"switch_step": 1000}, "switch_step must be < n_steps"),
+    ({"switch_step": 500, "train_genre": "history", "second_genre": "history"}, "second_genre must differ"),
+    ({"second_genre": "all"}, "second_genre"),
+])
+def test_bad_genre_switch_is_refused(kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        CharLMConfig(n_steps=1000, log_every=100, **kw)
