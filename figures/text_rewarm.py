@@ -30,6 +30,11 @@ class Config(Validated):
     phase-2 steps."""
 
     SET_BY_FIGURE: typing.ClassVar[dict] = dict(SCHEDULE_SET)
+    SET_IN_PANELS: typing.ClassVar[dict] = {
+        "sim.n_steps": "the from-scratch model runs the phase-2 steps only",
+        "sim.switch_step": "the from-scratch model has no switch",
+        "sim.train_genre": "the from-scratch model trains on sim.second_genre",
+        "sim.second_genre": "(the from-scratch model: unused without a switch)"}
     sim: CharLMConfig = CharLMConfig(**QUICK_MODEL, n_steps=800,
                                      log_every=40, train_genre="comedy", switch_step=400, second_genre="history")
     seeds: int = param(3, ge=2, le=256, help="models per arm")

@@ -57,7 +57,7 @@ PRESETS = {
     "quick": Config(),
     # paper-like shape for a GPU: d 256, 6 layers, context 256
     "full": Config(sim=CharLMConfig(**FULL_MODEL, n_steps=20000,
-                                    log_every=500, eval_windows=256), seeds=3, lrs=(2.5e-4, 5e-4, 1e-3, 2e-3),
+                                    log_every=500), seeds=3, lrs=(2.5e-4, 5e-4, 1e-3, 2e-3),
                    warmup_steps=500),
 }
 

@@ -20,7 +20,7 @@ decay phase is concentrated on uncertain tokens).
 
 Continual training (rewarming, Gupta et al. 2023): with ``switch_step > 0`` the windows come from the training plays
 of ``second_genre`` from that step on; with hparam ``rewarm_peak`` the schedule is
-:func:`sims.schedules.rewarm_family` (cosine to the floor by ``switch_step``, warmup to the rewarming peak over
+:func:`sims.schedule_specs.rewarm_family` (cosine to the floor by ``switch_step``, warmup to the rewarming peak over
 ``rewarm_warmup`` steps, cosine back to the floor), every arm of a sweep one compiled program.
 
 A junk phase (the "brain rot" toy): for the ``junk_steps`` steps from ``junk_start`` on, the first
@@ -50,7 +50,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
-from sims import schedule_specs, schedules
+from sims import schedule_specs
 from sims import text_data as td
 from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
@@ -188,7 +188,7 @@ def make_run(cfg: CharLMConfig):
         k_init, k_train = jax.random.split(key)
         params, unravel = ravel_pytree(init(k_init, mcfg))
         if cfg.switch_step and "rewarm_peak" in hp:
-            sched = schedules.rewarm_family(hp, cfg.switch_step, cfg.n_steps)
+            sched = schedule_specs.rewarm_family(hp, cfg.switch_step, cfg.n_steps)
         else:
             sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
         opt = optimizer(cfg, sched)

@@ -369,37 +369,6 @@ def rewarm(first: Schedule, switch_step: int, peak_value: float, total_steps: in
     return optax.join_schedules([first, second], [switch_step])
 
 
-def rewarm_family(hp, switch_step: int, total_steps: int) -> Schedule:
-    r"""Rewarming with array hyperparameters (so that every arm of a continual-training sweep is one compiled
-    program; Gupta et al. 2023, arXiv 2308.04014): a cosine from ``hp["lr"]`` to the floor
-    :math:`m\eta` (``hp["final_ratio"]`` = m) over the first ``switch_step`` steps; then a linear warmup from the
-    floor to :math:`p\eta` (``hp["rewarm_peak"]`` = p) over ``hp["rewarm_warmup"]`` steps and a cosine back to the
-    floor at ``total_steps``:
-
-    .. math:: \eta_t = m\eta + (p\eta - m\eta)\,\min\!\big(1, \tfrac{s}{W}\big)\,
-              \tfrac12\big(1 + \cos \pi \tfrac{\max(0, s - W)}{T - t_0 - W}\big),\quad s = t - t_0 \ge 0.
-
-    ``rewarm_peak = final_ratio`` continues at the floor (no rewarming)."""
-    _steps("switch_step", switch_step)
-    _steps("total_steps", total_steps)
-    if total_steps <= switch_step:
-        raise ValueError(f"total_steps ({total_steps}) must exceed switch_step ({switch_step})")
-    D = float(total_steps - switch_step)
-
-    def schedule(step):  # the hparams are read at call time: float64 under as_array, traced arrays in a sim
-        lr, m, p = hp["lr"], hp.get("final_ratio", 0.0), hp["rewarm_peak"]
-        W = jnp.asarray(hp.get("rewarm_warmup", 0.0))
-        t = jnp.asarray(step, jnp.result_type(float))
-        first = m + (1 - m) * 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(t, switch_step) / switch_step))
-        s = t - switch_step
-        warm = jnp.where(W > 0, jnp.clip(s / jnp.maximum(W, 1.0), 0.0, 1.0), 1.0)
-        cos = 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip((s - W) / jnp.maximum(D - W, 1.0), 0.0, 1.0)))
-        second = m + (p - m) * warm * cos
-        return lr * jnp.where(t < switch_step, first, second)
-
-    return schedule
-
-
 def table(values) -> Schedule:
     """Any array as a schedule: ``lr(t) = values[min(t, len - 1)]`` (e.g. a refined schedule)."""
     v = np.asarray(values, dtype=np.float64)

@@ -101,24 +101,27 @@ def _rewarm_reference(lr, m, p, W, switch, total):
     return lr * np.where(t < switch, first, m + (p - m) * warm * cos)
 
 
+from sims import schedule_specs as ss  # noqa: E402
+
+
 @pytest.mark.parametrize("p, W", [(1.0, 0.0), (0.5, 20.0), (0.1, 0.0), (2.0, 50.0)])
 def test_rewarm_family_matches_the_reference_and_vmaps(p, W):
     hp = {"lr": 0.3, "final_ratio": 0.1, "rewarm_peak": p, "rewarm_warmup": W}
-    got = S.as_array(S.rewarm_family(hp, 100, 300), 300)
+    got = S.as_array(ss.rewarm_family(hp, 100, 300), 300)
     np.testing.assert_allclose(got, _rewarm_reference(0.3, 0.1, p, W, 100, 300), rtol=1e-12, atol=1e-15)
     assert 0.03 <= got[99] < 0.0301 and 0.03 <= got[-1] < 0.0301  # at the floor at the switch and at the end
     assert abs(got[100:].max() - max(p, 0.1) * 0.3) < 1e-12  # the rewarming peak is reached
     # arrays of arms in one program: vmapped over (peak, warmup)
     arms = {"lr": jnp.full(3, 0.3), "final_ratio": jnp.full(3, 0.1), "rewarm_peak": jnp.array([0.1, 0.5, 1.0]),
             "rewarm_warmup": jnp.array([0.0, 20.0, 50.0])}
-    v = jax.vmap(lambda h: S.rewarm_family(h, 100, 300)(jnp.arange(300)))(arms)
+    v = jax.vmap(lambda h: ss.rewarm_family(h, 100, 300)(jnp.arange(300)))(arms)
     np.testing.assert_allclose(np.asarray(v)[2], _rewarm_reference(0.3, 0.1, 1.0, 50.0, 100, 300), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(v)[0, 100:], 0.03, rtol=1e-5)  # peak = floor: continue at the floor
 
 
 def test_rewarm_family_refuses_a_switch_after_the_end():
     with pytest.raises(ValueError, match="total_steps"):
-        S.rewarm_family({"lr": 1.0, "rewarm_peak": 1.0}, 300, 300)
+        ss.rewarm_family({"lr": 1.0, "rewarm_peak": 1.0}, 300, 300)
 
 
 def test_an_arms_spec_selects_each_arms_schedule_by_the_arm_hparam():
