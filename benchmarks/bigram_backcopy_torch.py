@@ -137,21 +137,32 @@ def torch_train(model, xs: np.ndarray, ys: np.ndarray, clip: float = 0.0, **kw):
     return run
 
 
-def main(argv=None):
+def shape_parser(*, layers: int, seq: int, batch: int, steps: int) -> argparse.ArgumentParser:
+    """The benchmarks' shape options (width, layers, sequence, batch, steps) with their defaults."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--d", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--seq", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--seeds", type=int, default=8)
-    a = ap.parse_args(argv)
+    for name, v in (("--d", 64), ("--layers", layers), ("--seq", seq), ("--batch", batch), ("--steps", steps)):
+        ap.add_argument(name, type=int, default=v)
+    return ap
+
+
+def import_torch():
+    """PyTorch with one thread per core, or None (with the install hint printed) where it is not installed."""
     try:
         import torch
     except ImportError:
         print("PyTorch is not installed: pip install -r requirements-bench.txt (make bench does)")
-        return
+        return None
     torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def main(argv=None):
+    ap = shape_parser(layers=1, seq=32, batch=64, steps=100)
+    ap.add_argument("--seeds", type=int, default=8)
+    a = ap.parse_args(argv)
+    torch = import_torch()
+    if torch is None:
+        return
     cfg = BBConfig(seq_len=a.seq, batch=a.batch, d_model=a.d, n_layers=a.layers, n_steps=a.steps,
                    log_every=a.steps)
     keys = jax.random.split(jax.random.key(1), a.steps)
@@ -182,8 +193,6 @@ def main(argv=None):
     c1, t1 = timeit(jax_one)
     cv, tv = timeit(jax_vmap)
     _, ts = timeit(jax_seq)
-    import torch
-
     torch.manual_seed(0)
     trun = torch_train(torch_model(cfg.d_model, cfg.V + 1, cfg.seq_len, cfg.n_layers, cfg.n_heads), xs, ys,
                        lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)

@@ -12,35 +12,32 @@ the training plays (sampling outside the timed loop on both sides). The PyTorch 
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import append_results, timeit
-from benchmarks.bigram_backcopy_torch import jax_trainer, matmul_rate, torch_model, torch_train, train_flops_per_token
+from benchmarks.bigram_backcopy_torch import (
+    import_torch,
+    jax_trainer,
+    matmul_rate,
+    shape_parser,
+    torch_model,
+    torch_train,
+    train_flops_per_token,
+)
 from sims import text_data as td
 from sims.char_lm import CharLMConfig, optimizer
 from sims.sweep import jit
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--d", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
+    ap = shape_parser(layers=2, seq=64, batch=16, steps=200)
     ap.add_argument("--heads", type=int, default=2)
-    ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=200)
     a = ap.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("PyTorch is not installed: pip install -r requirements-bench.txt (make bench does)")
+    torch = import_torch()
+    if torch is None:
         return
-    torch.set_num_threads(os.cpu_count() or 1)
     cfg = CharLMConfig(d_model=a.d, n_layers=a.layers, n_heads=a.heads, seq_len=a.seq, batch=a.batch,
                        n_steps=a.steps, log_every=a.steps)
     text = td.shakespeare_plays().select("train")

@@ -65,3 +65,38 @@ axs[1].legend(fontsize=7)
 plt.plot(ds.loss_by_position.isel(point=1).mean("seed"))
 plt.xlabel("position in the window")
 plt.ylabel("loss (nats/char)")
+
+# %% [markdown]
+# Junk data (the "brain rot" toy): pretrain on clean text, then a junk phase where a share of every batch is text
+# from the plays' own bigram chain, then clean healing. The junk ratio is an hparam: every ratio is one program.
+
+# %%
+jc = CharLMConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, seq_len=cfg.seq_len, batch=16,
+                  n_steps=120 if SMALL else 900, log_every=20 if SMALL else 50, eval_windows=cfg.eval_windows,
+                  junk_start=40 if SMALL else 400, junk_steps=40 if SMALL else 250)
+dj = sweep(sim(jc), {"junk_ratio": [0.0, 0.5, 1.0]}, fixed={"lr": 3e-3, "warmup_steps": 20.0}, seeds=2,
+           key=jax.random.key(1))
+for r in dj.junk_ratio.values:
+    plt.plot(dj.step, dj.loss.sel(junk_ratio=r).mean("seed"), label=f"junk ratio {r:g}")
+plt.axvspan(jc.junk_start, jc.junk_start + jc.junk_steps, color="0.9")
+plt.xlabel("step")
+plt.ylabel("clean held-out loss")
+plt.legend()
+
+# %% [markdown]
+# Rewarming after a genre switch (comedies -> histories): the arms (continue at the floor, rewarm to a peak) are
+# hparams of `sims.schedule_specs.rewarm_family`, one compiled program.
+
+# %%
+rc = CharLMConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, seq_len=cfg.seq_len, batch=16,
+                  n_steps=120 if SMALL else 800, log_every=20 if SMALL else 40, eval_windows=cfg.eval_windows,
+                  train_genre="comedy", switch_step=60 if SMALL else 400, second_genre="history")
+dr = sweep(sim(rc), {"rewarm_peak": [0.1, 1.0]}, fixed={"lr": 4e-3, "final_ratio": 0.1, "rewarm_warmup": 5.0},
+           seeds=2, key=jax.random.key(2))
+fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+for p in dr.rewarm_peak.values:
+    axs[0].plot(dr.step, dr.loss_history.sel(rewarm_peak=p).mean("seed"), label=f"peak {p:g} x lr")
+    axs[1].plot(dr.step, dr.loss_comedy.sel(rewarm_peak=p).mean("seed"), label=f"peak {p:g} x lr")
+axs[0].set(title="new genre (histories)", xlabel="step")
+axs[1].set(title="old genre (comedies)", xlabel="step")
+axs[0].legend()

@@ -75,6 +75,10 @@ class BBConfig(Config):
     eval_batch: int = param(128, ge=1, help="sequences of the fixed evaluation batch")
     init: str = param("torch", choices=("torch", "gpt2"),
                       help="PyTorch defaults as the authors' code; gpt2 (N(0, 0.02^2) embeddings): no sink forms")
+    no_attn: tuple[int, ...] = param((), ge=0, unique=True, help="layers without attention (authors' no_attn)")
+    no_mlp: tuple[int, ...] = param((), ge=0, unique=True, help="layers without an MLP (authors' no_ffn)")
+    linear_mlp: tuple[int, ...] = param((), ge=0, unique=True,
+                                        help="layers whose MLP is one linear map (authors' linear_ffn)")
 
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
@@ -89,7 +93,7 @@ class BBConfig(Config):
     def model(self) -> TransformerConfig:
         return TransformerConfig(vocab=self.V + 1, max_len=self.seq_len, d_model=self.d_model,
                                  n_layers=self.n_layers, n_heads=self.n_heads, mlp=self.mlp, attention=self.attention,
-                                 init=self.init)
+                                 init=self.init, no_attn=self.no_attn, no_mlp=self.no_mlp, linear_mlp=self.linear_mlp)
 
     def steps(self):
         return record_steps(self.n_steps, self.log_every)

@@ -1,15 +1,45 @@
-r"""Mini-batch SGD on noisy convex problems, any schedule: the testbed of the LR-schedule theory.
+r"""Mini-batch SGD, momentum or Adam on noisy convex problems, any schedule: the testbed of the LR-schedule
+theory.
 
-Problems on a fixed synthetic data set :math:`(a_i, b_i)_{i\le n}` (seeded NumPy):
+Finite-sum problems on a fixed synthetic data set :math:`(a_i, b_i)_{i\le n}` (seeded NumPy):
 
 * ``least_squares``: :math:`f(x) = \frac1{2n}\sum_i (a_i^\top x - b_i)^2`;
 * ``logistic``: :math:`f(x) = \frac1n\sum_i \log(1 + e^{-b_i a_i^\top x})`, :math:`b_i \in \{\pm1\}`;
 * ``abs``: :math:`f(x) = \frac1n\sum_i |a_i^\top x - b_i|` (non-smooth, Lipschitz: the setting of
   the last-iterate bound).
 
-Each step samples ``batch`` indices with replacement. Records: the full-data loss and the mean
-squared mini-batch gradient norm over each block (for :func:`theory.schedules.refine`).
-The schedule is the WSD family from hparams or a static unit-peak spec times ``lr``.
+Streaming problems (a fresh sample every step; the population loss is exact, so :math:`f^\star`, D and G
+are known and the last-iterate bound's prediction is absolute, not fitted):
+
+* ``stream_abs``: :math:`f(x) = E|a^\top x - y|`, :math:`a` uniform on the unit sphere (so every stochastic
+  gradient :math:`\operatorname{sign}(r)\,a` has norm :math:`G = 1`), :math:`y = a^\top x^\star + \sigma\xi`,
+  :math:`\xi \sim N(0, 1)`: convex, 1-Lipschitz, non-smooth: inside the class of Defazio et al.'s bound.
+  :math:`f^\star = \sigma\sqrt{2/\pi}`; :math:`f(x)` by Gauss-Jacobi quadrature over
+  :math:`u = a^\top v/\|v\|` (density :math:`\propto (1-u^2)^{(d-3)/2}`) of the closed form
+  :math:`E_\xi|z - \sigma\xi| = z(2\Phi(z/\sigma) - 1) + 2\sigma\varphi(z/\sigma)`.
+* ``stream_powerlaw``: :math:`f(x) = \tfrac12 E(a^\top x - y)^2`, :math:`a \sim N(0, \Lambda)`,
+  :math:`\lambda_i = i^{-\alpha}` (``spectrum`` = :math:`\alpha`): :math:`f(x) - f^\star =
+  \tfrac12 (x - x^\star)^\top\Lambda(x - x^\star)`, :math:`f^\star = \sigma^2/2`; not strongly convex on the
+  horizon once :math:`\lambda_d \eta T \ll 1` (the loss decays as a power law); gradients are unbounded
+  (G is measured: the recorded mean squared gradient norm).
+
+:math:`x_0 = 0` and :math:`\|x^\star\| =` ``dist`` (= D) on the streaming problems, the direction drawn from
+``data_seed``.
+
+Optimizers (optax; the papers' symbols mapped to optax's parametrization):
+
+* ``sgd``: :math:`x_{t+1} = x_t - \eta_t g_t` (``optax.sgd``);
+* ``momentum``: heavy ball (Polyak), :math:`m_t = \beta m_{t-1} + g_t`, :math:`x_{t+1} = x_t - \eta_t m_t`
+  (``optax.sgd(momentum=beta)``; the PyTorch form: the paper form :math:`x_{t+1} = x_t - \alpha g_t +
+  \beta(x_t - x_{t-1})` with :math:`\alpha = \eta` at constant lr);
+* ``nesterov``: the same with the Nesterov look-ahead (``optax.sgd(momentum=beta, nesterov=True)``);
+* ``adam``: ``optax.adam(eta_t, b1, b2, eps)`` (Kingma & Ba's :math:`\alpha_t = \eta_t`, :math:`\beta_1,
+  \beta_2, \epsilon`, bias-corrected).
+
+Each step samples ``batch`` indices with replacement (finite sums) or ``batch`` fresh samples (streaming).
+Records: the full-data (population) loss and the mean squared mini-batch gradient norm over each block (for
+:func:`theory.schedules.refine`). The schedule is the WSD family from hparams or a static unit-peak spec times
+``lr``.
 """
 
 from __future__ import annotations
@@ -21,23 +51,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from scipy.special import gammaln, roots_jacobi
 
 from sims import schedule_specs
 from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 
-__all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss"]
+__all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss", "optimizer", "f_star", "x_star",
+           "population_loss", "STREAMING", "OPTIMIZERS"]
 
-PROBLEMS = ("least_squares", "logistic", "abs")
+FINITE = ("least_squares", "logistic", "abs")
+STREAMING = ("stream_abs", "stream_powerlaw")
+PROBLEMS = FINITE + STREAMING
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+# fields that act only for some problems / optimizers: a non-default value elsewhere is refused (it would not act)
+_APPLIES = {"n": ("problem", FINITE), "spectrum": ("problem", ("stream_powerlaw",)), "dist": ("problem", STREAMING),
+            "momentum": ("optimizer", ("momentum", "nesterov")), "b1": ("optimizer", ("adam",)),
+            "b2": ("optimizer", ("adam",)), "eps": ("optimizer", ("adam",))}
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvexConfig(Config):
-    problem: str = param("logistic", choices=PROBLEMS, help="objective on the (A, b) data")
-    n: int = param(512, ge=1, help="data points")
+    problem: str = param("logistic", choices=PROBLEMS, help="objective: a finite sum on (A, b) or a stream")
+    n: int = param(512, ge=1, help="data points (finite-sum problems)")
     d: int = param(20, ge=1, help="dimension")
-    data_seed: int = param(0, ge=0, help="seed of the data (A, b)")
-    noise: float = param(0.5, ge=0, help="label noise of the data")
+    data_seed: int = param(0, ge=0, help="seed of the data (A, b), or of x*'s direction (streaming)")
+    noise: float = param(0.5, ge=0, help="label noise of the data (sigma)")
+    spectrum: float = param(1.5, gt=0, le=10, help="stream_powerlaw: covariance eigenvalues i^-spectrum")
+    dist: float = param(1.0, gt=0, le=1e6, help="streaming problems: D = ||x* - x_0||")
+    optimizer: str = param("sgd", choices=OPTIMIZERS, help="optax optimizer (the module docstring maps symbols)")
+    momentum: float = param(0.9, ge=0, lt=1, help="momentum / nesterov: beta of m <- beta m + g")
+    b1: float = param(0.9, gt=0, lt=1, help="adam: first-moment decay")
+    b2: float = param(0.999, gt=0, lt=1, help="adam: second-moment decay")
+    eps: float = param(1e-8, gt=0, le=1, help="adam: epsilon")
     batch: int = param(1, ge=1, help="samples per SGD step")
     n_steps: int = param(2000, ge=1, le=10**9, help="SGD steps")
     log_every: int = param(20, ge=1, help="record every log_every steps (divides n_steps)")
@@ -46,6 +92,13 @@ class ConvexConfig(Config):
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         check_loop(self.n_steps, self.log_every)
+        for name, (on, where) in _APPLIES.items():
+            default = type(self).__dataclass_fields__[name].default
+            if getattr(self, on) not in where and getattr(self, name) != default:
+                raise ValueError(f"{name}={getattr(self, name)!r} acts only with {on} in {list(where)}; "
+                                 f"{on}={getattr(self, on)!r} (leave {name} at {default!r})")
+        if self.problem == "stream_abs" and self.d < 2:
+            raise ValueError(f"d={self.d} is out of range for stream_abs: must be >= 2 (a on the unit sphere)")
         if self.schedule:
             schedule_specs.from_spec(self.schedule)
 
@@ -55,7 +108,9 @@ class ConvexConfig(Config):
 
 @functools.cache
 def make_data(problem: str, n: int, d: int, seed: int, noise: float):
-    """(A, b) as float64 NumPy arrays (rows of A ~ N(0, I/d) so that ||a_i|| ~ 1)."""
+    """(A, b) as float64 NumPy arrays (rows of A ~ N(0, I/d) so that ||a_i|| ~ 1). Finite-sum problems only."""
+    if problem not in FINITE:
+        raise ValueError(f"problem={problem!r}: make_data is for the finite-sum problems {list(FINITE)}")
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((n, d)) / np.sqrt(d)
     x_star = rng.standard_normal(d) * 2
@@ -77,31 +132,99 @@ def full_loss(x, A, b, problem):
     return jnp.mean(_per_example(problem, b * z if problem == "logistic" else z - b))
 
 
+def optimizer(cfg: ConvexConfig, schedule) -> optax.GradientTransformation:
+    """``cfg.optimizer`` with the lr ``schedule`` (optax; see the module docstring for the symbols)."""
+    if cfg.optimizer == "adam":
+        return optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+    if cfg.optimizer in ("momentum", "nesterov"):
+        return optax.sgd(schedule, momentum=cfg.momentum, nesterov=cfg.optimizer == "nesterov")
+    return optax.sgd(schedule)
+
+
+def x_star(cfg: ConvexConfig) -> np.ndarray:
+    """The streaming problems' minimizer (float64): ``dist`` times a unit vector drawn from ``data_seed``."""
+    if cfg.problem not in STREAMING:
+        raise ValueError(f"problem={cfg.problem!r}: x_star is for the streaming problems {list(STREAMING)}")
+    v = np.random.default_rng(cfg.data_seed).standard_normal(cfg.d)
+    return cfg.dist * v / np.linalg.norm(v)
+
+
+def f_star(cfg: ConvexConfig) -> float:
+    """The streaming problems' optimal population loss: sigma sqrt(2/pi) (stream_abs), sigma^2/2 (powerlaw)."""
+    if cfg.problem not in STREAMING:
+        raise ValueError(f"problem={cfg.problem!r}: for finite sums use theory.schedules.erm_optimum")
+    return cfg.noise * np.sqrt(2 / np.pi) if cfg.problem == "stream_abs" else cfg.noise**2 / 2
+
+
+@functools.cache
+def _sphere_nodes(d: int, n: int = 96):
+    """Gauss-Jacobi nodes and normalized weights for u = a . e, a uniform on the unit sphere of R^d."""
+    u, w = roots_jacobi(n, (d - 3) / 2, (d - 3) / 2)
+    # E|u| in closed form, for the noiseless case (|z| is not smooth: quadrature would converge slowly)
+    abs_u = float(np.exp(gammaln(d / 2) - gammaln((d + 1) / 2)) / np.sqrt(np.pi))
+    return u, w / w.sum(), abs_u
+
+
+def population_loss(x, cfg: ConvexConfig):
+    """The exact population loss f(x) of a streaming problem (jnp; float in x's dtype)."""
+    xs = jnp.asarray(x_star(cfg), x.dtype)
+    v = x - xs
+    if cfg.problem == "stream_powerlaw":
+        lam = jnp.asarray(np.arange(1, cfg.d + 1, dtype=np.float64) ** -cfg.spectrum, x.dtype)
+        return 0.5 * jnp.sum(lam * v * v) + f_star(cfg)
+    u, w, abs_u = _sphere_nodes(cfg.d)
+    r = jnp.sqrt(jnp.sum(v * v))
+    if cfg.noise == 0:
+        return r * abs_u
+    z = r * jnp.asarray(u, x.dtype) / cfg.noise
+    h = z * (2 * jax.scipy.stats.norm.cdf(z) - 1) + 2 * jax.scipy.stats.norm.pdf(z)
+    return cfg.noise * jnp.sum(jnp.asarray(w, x.dtype) * h)
+
+
+def _stream_batch(key, cfg: ConvexConfig, xs):
+    """``batch`` fresh samples (A, y) of a streaming problem."""
+    ka, kn = jax.random.split(key)
+    a = jax.random.normal(ka, (cfg.batch, cfg.d), xs.dtype)
+    if cfg.problem == "stream_abs":
+        a = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
+    else:
+        a = a * jnp.asarray(np.arange(1, cfg.d + 1, dtype=np.float64) ** (-cfg.spectrum / 2), xs.dtype)
+    return a, a @ xs + cfg.noise * jax.random.normal(kn, (cfg.batch,), xs.dtype)
+
+
 @functools.cache
 def make_run(cfg: ConvexConfig):
-    A_np, b_np = make_data(cfg.problem, cfg.n, cfg.d, cfg.data_seed, cfg.noise)
+    stream = cfg.problem in STREAMING
+    A_np, b_np = (None, None) if stream else make_data(cfg.problem, cfg.n, cfg.d, cfg.data_seed, cfg.noise)
+    inner = "abs" if cfg.problem == "stream_abs" else "least_squares"
 
     def run(key, hp):
         dt = jnp.asarray(hp["lr"]).dtype
-        A, b = jnp.asarray(A_np, dt), jnp.asarray(b_np, dt)
         sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
-        opt = optax.sgd(sched)
+        opt = optimizer(cfg, sched)
         x0 = jnp.zeros(cfg.d, dt)
-        loss_b = lambda x, idx: full_loss(x, A[idx], b[idx], cfg.problem)
+        if stream:
+            xs = jnp.asarray(x_star(cfg), dt)
+            loss = lambda x: population_loss(x, cfg)  # noqa: E731
+            grad = lambda k, x: jax.grad(lambda x, ab: full_loss(x, *ab, inner))(x, _stream_batch(k, cfg, xs))  # noqa: E731
+        else:
+            A, b = jnp.asarray(A_np, dt), jnp.asarray(b_np, dt)
+            loss = lambda x: full_loss(x, A, b, cfg.problem)  # noqa: E731
+            grad = lambda k, x: jax.grad(  # noqa: E731
+                lambda x, i: full_loss(x, A[i], b[i], cfg.problem))(x, jax.random.randint(k, (cfg.batch,), 0, cfg.n))
 
         def step(k, state, t):
             x, ost, gsq = state
-            idx = jax.random.randint(k, (cfg.batch,), 0, cfg.n)
-            g = jax.grad(loss_b)(x, idx)
+            g = grad(k, x)
             upd, ost = opt.update(g, ost, x)
             return (optax.apply_updates(x, upd), ost, gsq + jnp.sum(g * g))
 
         def record(state, t):
-            return {"loss": full_loss(state[0], A, b, cfg.problem), "gsq_cum": state[2], "lr_t": sched(t)}
+            return {"loss": loss(state[0]), "gsq_cum": state[2], "lr_t": sched(t)}
 
         res = scan_with_records(key, step, (x0, opt.init(x0), jnp.zeros((), dt)), record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=1e8)
-        return {"loss": full_loss(res.state[0], A, b, cfg.problem), "diverged_step": res.diverged_step}, res.traj
+        return {"loss": loss(res.state[0]), "diverged_step": res.diverged_step}, res.traj
 
     return run
 

@@ -16,6 +16,9 @@ vmappable over seeds.
 Intermediates: per layer, attention scores before softmax/ReLU ``scores`` and weights ``attn``
 (batch, heads, query, key), value states after W_o
 ``value`` (batch, heads, key, d) and the residual stream after the block ``resid`` (batch, pos, d).
+Per-layer ablations as the Active-Dormant authors ran them (their ``model_args.no_attn``, ``no_ffn``,
+``linear_ffn``): ``no_attn`` layers have no attention (no weights; zero intermediates), ``no_mlp`` layers no MLP,
+``linear_mlp`` layers an MLP that is one bias-free d x d map after the LayerNorm.
 Interventions for mechanism tests: ``zero_attn`` (drop the attention output), ``zero_mlp``,
 ``force_bos`` (a boolean (batch, pos) mask: those queries attend only to position 0). ``zero_attn`` and
 ``zero_mlp`` may be traced booleans, so that several interventions are one compiled pass scanned over flags
@@ -47,11 +50,21 @@ class TransformerConfig(Config):
     attention: str = param("softmax", choices=("softmax", "relu", "gla"), help="the token mixer")
     init: str = param("torch", choices=("torch", "gpt2"),
                       help="torch: PyTorch defaults as the authors' code; gpt2: N(0, 0.02) embeddings")
+    no_attn: tuple[int, ...] = param((), ge=0, unique=True, help="layers without attention (the authors' no_attn)")
+    no_mlp: tuple[int, ...] = param((), ge=0, unique=True, help="layers without an MLP (the authors' no_ffn)")
+    linear_mlp: tuple[int, ...] = param((), ge=0, unique=True,
+                                        help="layers whose MLP is one d x d linear map (the authors' linear_ffn)")
 
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        for name in ("no_attn", "no_mlp", "linear_mlp"):
+            bad = [i for i in getattr(self, name) if i >= self.n_layers]
+            if bad:
+                raise ValueError(f"{name}: layer index {bad[0]} is out of range: must be < n_layers ({self.n_layers})")
+        if set(self.linear_mlp) & set(self.no_mlp) or (self.linear_mlp and not self.mlp):
+            raise ValueError("linear_mlp names layers that have no MLP (no_mlp, or mlp=False)")
 
 
 def init(key, cfg: TransformerConfig):
@@ -67,10 +80,13 @@ def init(key, cfg: TransformerConfig):
     emb = 1.0 if cfg.init == "torch" else 0.02
     dense = [("unembed", d, cfg.vocab)]  # (name, fan_in, fan_out), in the order the draw is carved
     for i in range(cfg.n_layers):
-        dense += [((i, w), d, d) for w in ("wq", "wk", "wv", "wo")]
-        if cfg.attention == "gla":  # the low-rank gate of GLA Sec. 4.4 (rank 16); zero bias: alpha = 0.5^(1/16)
-            dense += [((i, "wg1"), d, 16), ((i, "wg2"), 16, d)]
-        if cfg.mlp:
+        if i not in cfg.no_attn:
+            dense += [((i, w), d, d) for w in ("wq", "wk", "wv", "wo")]
+            if cfg.attention == "gla":  # the low-rank gate of GLA Sec. 4.4 (rank 16); zero bias: alpha = 0.5^(1/16)
+                dense += [((i, "wg1"), d, 16), ((i, "wg2"), 16, d)]
+        if cfg.mlp and i in cfg.linear_mlp:
+            dense += [((i, "wl"), d, d)]
+        elif cfg.mlp and i not in cfg.no_mlp:
             dense += [((i, "w1"), d, 4 * d), ((i, "w2"), 4 * d, d)]
     k_emb, k_dense = jax.random.split(key)
     z = jax.random.normal(k_emb, ((cfg.vocab + cfg.max_len) * d,)) * emb
@@ -91,10 +107,14 @@ def init(key, cfg: TransformerConfig):
         "blocks": [],
     }
     for i in range(cfg.n_layers):
-        blk = {"ln1": {"g": jnp.ones(d), "b": jnp.zeros(d)}, **{w: mats[(i, w)] for w in ("wq", "wk", "wv", "wo")}}
-        if cfg.attention == "gla":
-            blk.update(wg1=mats[(i, "wg1")], wg2=mats[(i, "wg2")], bg=jnp.zeros(d))
-        if cfg.mlp:
+        blk = {}
+        if i not in cfg.no_attn:
+            blk.update(ln1={"g": jnp.ones(d), "b": jnp.zeros(d)}, **{w: mats[(i, w)] for w in ("wq", "wk", "wv", "wo")})
+            if cfg.attention == "gla":
+                blk.update(wg1=mats[(i, "wg1")], wg2=mats[(i, "wg2")], bg=jnp.zeros(d))
+        if cfg.mlp and i in cfg.linear_mlp:
+            blk.update(ln2={"g": jnp.ones(d), "b": jnp.zeros(d)}, wl=mats[(i, "wl")])
+        elif cfg.mlp and i not in cfg.no_mlp:
             blk.update(ln2={"g": jnp.ones(d), "b": jnp.zeros(d)}, w1=mats[(i, "w1")], w2=mats[(i, "w2")])
         params["blocks"].append(blk)
     return params
@@ -111,6 +131,17 @@ def _sub_chunk(L: int) -> int:
     return next(c for c in (8, 4, 2, 1) if min(L, 32) % c == 0)
 
 
+def _mlp(x, blk, cfg, zero_mlp):
+    """The block's MLP on the residual ``x`` (ReLU 4x, or one linear map for ``linear_mlp``; none for ``no_mlp``)."""
+    if "w1" in blk:
+        m = jax.nn.relu(_ln(x, blk["ln2"]) @ blk["w1"]) @ blk["w2"]
+    elif "wl" in blk:
+        m = _ln(x, blk["ln2"]) @ blk["wl"]
+    else:
+        return x
+    return x + (m if zero_mlp is False else jnp.where(zero_mlp, jnp.zeros_like(m), m))
+
+
 def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=False, force_bos=None):
     """Logits (batch, pos, vocab) and intermediates (see module docstring)."""
     B, L = tokens.shape
@@ -120,6 +151,14 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
     causal = jnp.tril(jnp.ones((L, L), bool))
     inter = {"scores": [], "attn": [], "value": [], "resid": []}
     for blk in params["blocks"]:
+        if "wq" not in blk:  # a layer without attention (no_attn): the residual passes; zero intermediates
+            zq = jnp.zeros((B, H, L, L), x.dtype)
+            inter["scores"].append(zq)
+            inter["attn"].append(zq)
+            inter["value"].append(jnp.zeros((B, H, L, cfg.d_model), x.dtype))
+            x = _mlp(x, blk, cfg, zero_mlp)
+            inter["resid"].append(x)
+            continue
         h = _ln(x, blk["ln1"])
         q = (h @ blk["wq"]).reshape(B, L, H, dh)
         k = (h @ blk["wk"]).reshape(B, L, H, dh)
@@ -162,10 +201,7 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
             att_out = jnp.einsum("bhqk,bhke->bqe", mix, val)
         if zero_attn is not False:
             att_out = jnp.where(zero_attn, jnp.zeros_like(att_out), att_out)
-        x = x + att_out
-        if cfg.mlp:
-            m = jax.nn.relu(_ln(x, blk["ln2"]) @ blk["w1"]) @ blk["w2"]
-            x = x + (m if zero_mlp is False else jnp.where(zero_mlp, jnp.zeros_like(m), m))
+        x = _mlp(x + att_out, blk, cfg, zero_mlp)
         inter["scores"].append(s)
         inter["attn"].append(w)
         inter["value"].append(val)

@@ -253,3 +253,38 @@ def test_optimizers_match_the_authors_pytorch_updates():
                     buf = d if buf is None else 0.9 * buf + d
                     q = q - lr * buf
             np.testing.assert_allclose(np.asarray(p), q, rtol=1e-12, atol=1e-12)
+
+
+def test_per_layer_ablations_remove_what_they_name():
+    """The authors' switches: a model without attention anywhere cannot mix tokens (a logit at position t does not
+    change when an earlier token changes; exact), a linear MLP is one d x d map, the parameter counts are the
+    modules kept, and the default model draws the same weights as before the switches existed (no switch, same
+    draw order)."""
+    base = TransformerConfig(vocab=10, max_len=8, d_model=16, n_layers=3)
+    cfg = TransformerConfig(vocab=10, max_len=8, d_model=16, n_layers=3, no_attn=(0, 1, 2))
+    p = init(jax.random.key(0), cfg)
+    x = jnp.array([[1, 2, 3, 4, 5, 6, 7, 8]])
+    y = x.at[0, 0].set(9)
+    a, b = apply(p, x, cfg)[0], apply(p, y, cfg)[0]
+    np.testing.assert_array_equal(np.asarray(a[0, 1:]), np.asarray(b[0, 1:]))
+    pb = init(jax.random.key(0), base)
+    a2, b2 = apply(pb, x, base)[0], apply(pb, y, base)[0]
+    assert np.abs(np.asarray(a2[0, 1:] - b2[0, 1:])).max() > 1e-4  # with attention the change propagates
+    n = lambda q: sum(v.size for v in jax.tree.leaves(q))  # noqa: E731
+    d = 16
+    lin = TransformerConfig(vocab=10, max_len=8, d_model=16, n_layers=3, no_attn=(0, 2), linear_mlp=(0,))
+    nomlp = TransformerConfig(vocab=10, max_len=8, d_model=16, n_layers=3, no_mlp=(1,))
+    assert n(pb) - n(p) == 3 * (4 * d * d + 2 * d)  # q, k, v, o and ln1 per layer
+    assert n(pb) - n(init(jax.random.key(0), lin)) == 2 * (4 * d * d + 2 * d) + (8 * d * d - d * d)
+    assert n(pb) - n(init(jax.random.key(0), nomlp)) == 8 * d * d + 2 * d
+    assert "wl" in init(jax.random.key(0), lin)["blocks"][0]
+    np.testing.assert_array_equal(init(jax.random.key(0), base)["blocks"][1]["w1"], pb["blocks"][1]["w1"])
+
+
+@pytest.mark.parametrize("kw, needle", [({"no_attn": (3,)}, "no_attn: layer index 3 is out of range"),
+                                        ({"no_mlp": (0, 0)}, "no_mlp"),
+                                        ({"linear_mlp": (1,), "no_mlp": (1,)}, "linear_mlp names layers"),
+                                        ({"no_attn": (-1,)}, "no_attn")])
+def test_ablation_switches_refuse_bad_layers(kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        BBConfig(n_layers=3, **kw)
