@@ -37,15 +37,18 @@ Optimizers (optax; the papers' symbols mapped to optax's parametrization):
   \beta_2, \epsilon`, bias-corrected).
 
 Each step samples ``batch`` indices with replacement (finite sums) or ``batch`` fresh samples (streaming).
-Records: the full-data (population) loss and the mean squared mini-batch gradient norm over each block (for
-:func:`theory.schedules.refine`). The schedule is the WSD family from hparams or a static unit-peak spec times
-``lr``.
+Records: the full-data (population) loss and the cumulative squared l2 and l1 mini-batch gradient norms (per
+block: :func:`block_grad_norms`, :func:`block_l1_norms`, the inputs of :func:`theory.schedules.refine`). The
+schedule is the WSD family from hparams or a static unit-peak spec times ``lr``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,19 +58,21 @@ from scipy.special import gammaln, roots_jacobi
 
 from sims import schedule_specs
 from sims.config import Config, param
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records
+from sims.sweep import Sim, Tuned, check_loop, record_steps, scan_with_records, sweep, tune_lr
 
 __all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss", "optimizer", "f_star", "x_star",
-           "population_loss", "STREAMING", "OPTIMIZERS"]
+           "population_loss", "STREAMING", "OPTIMIZERS", "tune_arms", "TunedArms", "suboptimality_offset",
+           "block_grad_norms", "block_l1_norms"]
 
 FINITE = ("least_squares", "logistic", "abs")
 STREAMING = ("stream_abs", "stream_powerlaw")
 PROBLEMS = FINITE + STREAMING
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 # fields that act only for some problems / optimizers: a non-default value elsewhere is refused (it would not act)
-_APPLIES = {"n": ("problem", FINITE), "spectrum": ("problem", ("stream_powerlaw",)), "dist": ("problem", STREAMING),
-            "momentum": ("optimizer", ("momentum", "nesterov")), "b1": ("optimizer", ("adam",)),
-            "b2": ("optimizer", ("adam",)), "eps": ("optimizer", ("adam",))}
+_APPLIES = MappingProxyType({
+    "n": ("problem", FINITE), "spectrum": ("problem", ("stream_powerlaw",)), "dist": ("problem", STREAMING),
+    "momentum": ("optimizer", ("momentum", "nesterov")), "b1": ("optimizer", ("adam",)),
+    "b2": ("optimizer", ("adam",)), "eps": ("optimizer", ("adam",))})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +105,7 @@ class ConvexConfig(Config):
         if self.problem == "stream_abs" and self.d < 2:
             raise ValueError(f"d={self.d} is out of range for stream_abs: must be >= 2 (a on the unit sphere)")
         if self.schedule:
-            schedule_specs.from_spec(self.schedule)
+            schedule_specs.check_spec(self.schedule)
 
     def steps(self):
         return record_steps(self.n_steps, self.log_every)
@@ -214,15 +219,16 @@ def make_run(cfg: ConvexConfig):
                 lambda x, i: full_loss(x, A[i], b[i], cfg.problem))(x, jax.random.randint(k, (cfg.batch,), 0, cfg.n))
 
         def step(k, state, t):
-            x, ost, gsq = state
+            x, ost, gsq, g1 = state
             g = grad(k, x)
             upd, ost = opt.update(g, ost, x)
-            return (optax.apply_updates(x, upd), ost, gsq + jnp.sum(g * g))
+            return (optax.apply_updates(x, upd), ost, gsq + jnp.sum(g * g), g1 + jnp.sum(jnp.abs(g)))
 
         def record(state, t):
-            return {"loss": loss(state[0]), "gsq_cum": state[2], "lr_t": sched(t)}
+            return {"loss": loss(state[0]), "gsq_cum": state[2], "g1_cum": state[3], "lr_t": sched(t)}
 
-        res = scan_with_records(key, step, (x0, opt.init(x0), jnp.zeros((), dt)), record, n_steps=cfg.n_steps,
+        zero = jnp.zeros((), dt)
+        res = scan_with_records(key, step, (x0, opt.init(x0), zero, zero), record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=1e8)
         return {"loss": loss(res.state[0]), "diverged_step": res.diverged_step}, res.traj
 
@@ -236,7 +242,60 @@ def block_grad_norms(gsq_cum, log_every: int):
     return np.sqrt(np.maximum(g, 1e-30))
 
 
+def block_l1_norms(g1_cum, log_every: int):
+    """Mean l1 norm of the mini-batch gradient per block of ``log_every`` steps (the input of the coordinate-wise
+    (Adam) refinement), from the cumulative ``g1_cum`` recorded by :func:`make_run` (last axis = records)."""
+    return np.maximum(np.diff(np.asarray(g1_cum, dtype=np.float64), axis=-1) / log_every, 1e-30)
+
+
 def sim(cfg: ConvexConfig) -> Sim:
     """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)`` (run, config, record steps and
     the names of the outputs' trailing axes)."""
     return Sim.of(make_run(cfg), cfg, {})
+
+
+def suboptimality_offset(cfg: ConvexConfig) -> float:
+    """f* of ``cfg``'s problem: exact on the streaming problems; the ERM optimum (SciPy, float64) on finite sums."""
+    if cfg.problem in STREAMING:
+        return f_star(cfg)
+    from theory.schedules import erm_optimum
+
+    return float(erm_optimum(cfg.problem, *make_data(cfg.problem, cfg.n, cfg.d, cfg.data_seed, cfg.noise))[0])
+
+
+def tune_arms(cfg: ConvexConfig, arms: Sequence[Mapping[str, float]], lrs, *, seeds: int, key) -> TunedArms:
+    """Each arm at its own tuned peak lr: the experiment of the schedule-comparison figures.
+
+    ``arms``: one dict of fixed schedule hparams per arm (the WSD family's ``decay_fraction`` / ``shape_id`` /
+    ``final_ratio``, or ``{"arm": i}`` with an ``("arms", ...)`` spec in ``cfg.schedule``), all with the same keys.
+    The starting grid ``lrs`` is run for every arm in one zipped sweep, then :func:`sims.tune.tune_lr` grows it until
+    each optimum is interior and refines it to x2^(1/4). Finals are f(x_T) - f*; diverged runs are NaN (counted)."""
+    arms = [dict(a) for a in arms]
+    if not arms or any(set(a) != set(arms[0]) for a in arms):
+        raise ValueError("arms must be a non-empty list of dicts with the same keys")
+    fs = suboptimality_offset(cfg)
+    n_div = 0
+
+    def evaluate(lr, arm):
+        nonlocal n_div
+        hp = {"lr": np.asarray(lr, np.float64)}
+        for k in arms[0]:
+            v = np.asarray([arms[a][k] for a in arm])
+            hp[k] = v.astype(np.int32) if np.issubdtype(v.dtype, np.integer) else v
+        d = sweep(sim(cfg), hp, mode="zip", seeds=seeds, key=key)
+        n_div += int(d.diverged.sum())
+        return d.loss.isel(step=-1).where(~d.diverged).values - fs
+
+    lrs = np.asarray(lrs, np.float64)
+    grid = evaluate(np.repeat(lrs, len(arms)), np.tile(np.arange(len(arms)), len(lrs)))
+    grid = grid.reshape(len(lrs), len(arms), seeds)
+    tu = tune_lr(evaluate, len(arms), lrs, initial=grid)
+    return TunedArms(grid, tu, n_div)
+
+
+class TunedArms(NamedTuple):
+    """What :func:`tune_arms` returns: the starting grid's finals (lr, arm, seed), the tuning and the divergences."""
+
+    grid: np.ndarray
+    tuned: Tuned
+    n_div: int

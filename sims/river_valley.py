@@ -145,6 +145,9 @@ class BigramLMConfig(Config):
     shift_step: int = param(0, ge=0, help="> 0: from this step on the data come from a second source")
     shift_seed: int = param(1, ge=0, help="data seed of the second source")
     shift_frac: float = param(1.0, ge=0, le=1, help="fraction of rows (next-token laws) that the shift replaces")
+    optimizer: str = param("sgd", choices=("sgd", "adam"),
+                           help="sgd (optax.sgd), or adam: optax.adam(lr_t, b1=0.9, b2=0.95) (Pythia's betas, as in "
+                                "Gupta et al.'s continual pre-training)")
 
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
@@ -192,7 +195,7 @@ def make_lm_run(cfg: BigramLMConfig):
         w_det = x_law * det / jnp.sum(x_law * det)
         w_unc = x_law * (~det) / jnp.sum(x_law * (~det))
         sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
-        opt = optax.sgd(sched)
+        opt = optax.adam(sched, b1=0.9, b2=0.95) if cfg.optimizer == "adam" else optax.sgd(sched)
         W0 = jnp.zeros((cfg.V, cfg.V), dt)
 
         def batch_loss(W, x, y):

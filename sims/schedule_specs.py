@@ -24,6 +24,7 @@ from sims.schedules import (
     family_from_hparams,
     rewarm,
     rex,
+    step_schedule,
     table,
     wsd,
 )
@@ -139,7 +140,8 @@ def from_spec(spec: tuple) -> Schedule:
     ``("family",)`` is not a spec (the family reads its hparams); ``("wsd", T, f, m, shape)``,
     ``("wsd_s", budgets, f, m, shape)``, ``("cyclic_cosine", ends, m)``,
     ``("cosine", T, m)``, ``("constant",)``, ``("rex", T, m)``, ``("table", values)``,
-    ``("rewarm", first_spec, switch_step, peak, total_steps, warmup_steps, final_ratio)``.
+    ``("rewarm", first_spec, switch_step, peak, total_steps, warmup_steps, final_ratio)``,
+    ``("step", boundaries, factor)`` (times ``factor`` at each boundary step).
     """
     kind = spec[0]
     if kind == "constant":
@@ -155,6 +157,8 @@ def from_spec(spec: tuple) -> Schedule:
         return table(spec[1])
     if kind == "rex":
         return rex(1.0, spec[1], spec[2])
+    if kind == "step":
+        return step_schedule(1.0, spec[1], spec[2])
     if kind == "rewarm":  # ("rewarm", first_spec, switch, peak_ratio, total, warmup, final_ratio)
         _, first, sw, peak, total, warm, m = spec
         return rewarm(from_spec(first), sw, peak, total, warm, m)

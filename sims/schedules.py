@@ -380,12 +380,13 @@ def table(values) -> Schedule:
     return lambda t: jnp.asarray(v)[jnp.minimum(jnp.asarray(t), v.size - 1)]
 
 
-def refined(grad_norms, peak_value: float, total_steps: int | None = None, smooth: bool = True) -> Schedule:
+def refined(grad_norms, peak_value: float, total_steps: int | None = None, smooth: bool = True,
+            power: float = 2.0) -> Schedule:
     r"""The refined schedule of Defazio, Cutkosky, Mehta, Mishchenko (arXiv 2310.07831) from a previous
     run's gradient norms (``theory.schedules.refine``, with the paper's median-filter smoothing),
-    rescaled to peak ``peak_value`` and resampled to ``total_steps``."""
+    rescaled to peak ``peak_value`` and resampled to ``total_steps``; ``power=1`` with l1 norms: their Adam variant."""
     from theory.schedules import refine
 
     _positive("peak_value", peak_value)
-    w = refine(grad_norms, smooth=smooth, n_out=total_steps)
+    w = refine(grad_norms, smooth=smooth, n_out=total_steps, power=power)
     return table(peak_value * w)

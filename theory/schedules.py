@@ -132,7 +132,7 @@ def _smooth(g):
     return median_filter(padded, size=w, mode="nearest")[:n]
 
 
-def refine(grad_norms, smooth: bool = True, n_out: int | None = None):
+def refine(grad_norms, smooth: bool = True, n_out: int | None = None, power: float = 2.0):
     r"""Refinement (Defazio et al., the closed form of ``find_closed_form_schedule``):
 
     .. math:: w_t = G_t^{-2}\sum_{p=t+1}^{T} G_p^{-2},\qquad w_T = 0,
@@ -140,7 +140,13 @@ def refine(grad_norms, smooth: bool = True, n_out: int | None = None):
     rescaled to max 1 (multiply by a tuned peak lr). Constant norms give exactly linear decay
     :math:`w_t \propto T - t`; large early norms give a warmup, rising late norms a fast final
     anneal. ``smooth`` applies the paper's median filter first; ``n_out`` resamples the result.
+
+    ``power`` = p generalises the weights to :math:`G_t^{-p}`: p = 2 with l2 gradient norms is the SGD refinement;
+    p = 1 with l1 norms is the authors' coordinate-wise (Adam) variant (their ``visual.py``:
+    ``weights=gnorms_smoothed**-1`` for the ``*_l1`` norm sequences; the paper's coordinate-wise analysis).
     """
+    if not np.isfinite(power) or power <= 0:
+        raise ValueError(f"power must be finite and > 0, got {power!r}")
     G = np.asarray(grad_norms, dtype=np.float64)
     if G.ndim != 1 or G.size < (6 if smooth else 2):
         raise ValueError("grad_norms must be a 1-D sequence of at least 2 (6 with smoothing) norms")
@@ -148,7 +154,7 @@ def refine(grad_norms, smooth: bool = True, n_out: int | None = None):
         raise ValueError("grad_norms must be finite and > 0")
     if smooth:
         G = _smooth(G)
-    inv = G**-2.0
+    inv = G**-power
     tail = np.concatenate([np.cumsum(inv[::-1])[::-1][1:], [0.0]])  # sum_{p > t}
     w = inv * tail
     w = w / w.max()
