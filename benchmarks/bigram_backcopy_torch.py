@@ -137,6 +137,14 @@ def torch_train(model, xs: np.ndarray, ys: np.ndarray, clip: float = 0.0, **kw):
     return run
 
 
+def speed_rows(torch, tt: float, c1: float, t1: float, tok: int) -> list:
+    """The rows every PyTorch-vs-JAX table shares: PyTorch's median time, JAX's compile and median (tokens/s)."""
+    return [("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",
+             f"{tt:.3f} s = {tok / tt:.3g} tokens/s"),
+            ("JAX one seed (compile + first run)", f"{c1:.2f} s"),
+            ("JAX one seed, median of 3", f"{t1:.3f} s = {tok / t1:.3g} tokens/s")]
+
+
 def shape_parser(*, layers: int, seq: int, batch: int, steps: int) -> argparse.ArgumentParser:
     """The benchmarks' shape options (width, layers, sequence, batch, steps) with their defaults."""
     ap = argparse.ArgumentParser()
@@ -202,10 +210,7 @@ def main(argv=None):
     roof = matmul_rate()
     rows = [("size", f"{a.steps} AdamW steps x batch {a.batch} x {a.seq} tokens, d = {a.d}, {a.layers} layer(s), "
                      f"V = {cfg.V + 1}"),
-            ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",
-             f"{tt:.3f} s = {tok / tt:.3g} tokens/s"),
-            ("JAX one seed (compile + first run)", f"{c1:.2f} s"),
-            ("JAX one seed, median of 3", f"{t1:.3f} s = {tok / t1:.3g} tokens/s"),
+            *speed_rows(torch, tt, c1, t1, tok),
             ("per-seed ratio JAX / PyTorch", f"{tt / t1:.2f}x"),
             (f"JAX {a.seeds} seeds vmapped (compile + first run)", f"{cv:.2f} s"),
             (f"JAX {a.seeds} seeds vmapped, median of 3", f"{tv:.3f} s = {a.seeds * tok / tv:.3g} tokens/s"),

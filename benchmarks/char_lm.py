@@ -22,6 +22,7 @@ from benchmarks.bigram_backcopy_torch import (
     jax_trainer,
     matmul_rate,
     shape_parser,
+    speed_rows,
     torch_model,
     torch_train,
     train_flops_per_token,
@@ -58,10 +59,7 @@ def main(argv=None):
     roof = matmul_rate()
     rows = [("size", f"{a.steps} AdamW steps x batch {a.batch} x {a.seq} characters, d = {a.d}, {a.layers} layers, "
                      f"{a.heads} heads, V = 65"),
-            ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads), median of 3",
-             f"{tt:.3f} s = {tok / tt:.3g} tokens/s"),
-            ("JAX one seed (compile + first run)", f"{c1:.2f} s"),
-            ("JAX one seed, median of 3", f"{t1:.3f} s = {tok / t1:.3g} tokens/s"),
+            *speed_rows(torch, tt, c1, t1, tok),
             ("ratio JAX / PyTorch (tokens/s)", f"{tt / t1:.2f}x"),
             ("model FLOPs per token (training, estimate)", f"{flops_tok / 1e3:.0f} kFLOP"),
             ("achieved: PyTorch / JAX", f"{tok * flops_tok / tt / 1e9:.1f} / {tok * flops_tok / t1 / 1e9:.1f} GFLOP/s"),
