@@ -19,7 +19,7 @@ import numpy as np
 
 from sims.linear_attention import gla
 
-__all__ = ["lightnet_causal", "lightnet_global", "scan_state", "scan_orders", "weight_map", "md_lrpe", "tpe_axis",
+__all__ = ["lightnet_causal", "additive_decay", "lightnet_global", "scan_state", "scan_orders", "weight_map", "md_lrpe", "tpe_axis",
            "md_tpe"]
 
 
@@ -28,11 +28,11 @@ def lightnet_causal(q, k, v, *, form: str = "recurrent", chunk_size: int = 64, s
     :math:`\tilde k_t = e^{k_t - z_t}`, :math:`\log\lambda_t = z_{t-1} - z_t`, then :func:`gla`, so that
     :math:`o_t = q_t \sum_{s \le t} \mathrm{softmax}_{s \le t}(k)^\top v_s`. The first gate multiplies the zero
     initial state only; it is set to 1 (log 0) so that the log-space forms never see -inf - (-inf)."""
-    kt, log_lam = _additive_decay(k)
+    kt, log_lam = additive_decay(k)
     return gla(q, kt, v, log_lam, form=form, chunk_size=chunk_size, sub_chunk_size=sub_chunk_size)[0]
 
 
-def _additive_decay(k):
+def additive_decay(k):
     """(keys delta_t / u_t, log lambda_t = z_{t-1} - z_t) of the additive decay along axis -2, z = log u."""
     z = jax.lax.cumlogsumexp(k, axis=k.ndim - 2)
     zprev = jnp.concatenate([z[..., :1, :], z[..., :-1, :]], axis=-2)
@@ -62,7 +62,7 @@ def scan_state(k, v, order, *, decay: str = "additive", lam: float = 0.9):
     order = jnp.asarray(order)
     ks, vs = k[..., order, :], v[..., order, :]
     if decay == "additive":
-        kt, g = _additive_decay(ks)
+        kt, g = additive_decay(ks)
     else:
         kt = (1.0 - lam) * ks
         g = jnp.full_like(ks, math.log(lam))

@@ -9,7 +9,11 @@ scaled by :math:`d_h^{-1/2}`, and GLA's per-head norm (parameter-free LayerNorm 
 :math:`W_O`; without it the residual stream overflows); no output gate, so that otherwise only the mixer differs
 from the softmax block. Its weights ``attn`` are the effective attention matrix
 :math:`A_{ts} = q_t (k_s \odot b_t / b_s)^\top` as shares :math:`|A_{ts}| / \sum_s |A_{ts}|` (``scores`` = A),
-obtained from :func:`sims.linear_attention.gla` (log-space parallel form) with one-hot values. Params are a dict pytree;
+obtained from :func:`sims.linear_attention.gla` (log-space parallel form) with one-hot values. The same recurrence
+with other gates (MQAR's comparison of linear-time mixers, Arora et al. 2023): ``"retnet"`` (a fixed decay per head,
+:math:`\gamma_h = 1 - 2^{-5-h}`, RetNet's), ``"linear"`` (unit gates: plain linear attention) and ``"lightnet"``
+(LightNet's additive decay, :func:`sims.lightnet.additive_decay`: keys softmax-normalised over the prefix); all with
+the per-head norm. Params are a dict pytree;
 ``init(key, cfg)`` and ``apply(params, tokens, cfg, ...) -> (logits, intermediates)`` are pure and
 vmappable over seeds.
 
@@ -34,7 +38,14 @@ import jax
 import jax.numpy as jnp
 
 from sims.config import Config, param
+from sims.lightnet import additive_decay
 from sims.linear_attention import gla
+
+# token mixers: softmax / ReLU attention, and the linear recurrences S_t = diag(alpha_t) S_{t-1} + k_t^T v_t,
+# o_t = q_t S_t (one GLA kernel, several gates): gla (data-dependent, low rank), retnet (a fixed decay per head,
+# gamma_h = 1 - 2^(-5-h)), linear (unit gates), lightnet (LightNet's additive decay)
+MIXERS = ("softmax", "relu", "gla", "retnet", "linear", "lightnet")
+RECURRENT = ("gla", "retnet", "linear", "lightnet")
 
 __all__ = ["TransformerConfig", "init", "apply"]
 
@@ -47,7 +58,7 @@ class TransformerConfig(Config):
     n_layers: int = param(1, ge=1, help="transformer blocks")
     n_heads: int = param(1, ge=1, help="attention heads per block (divides d_model)")
     mlp: bool = param(True, help="an MLP in every block")
-    attention: str = param("softmax", choices=("softmax", "relu", "gla"), help="the token mixer")
+    attention: str = param("softmax", choices=MIXERS, help="the token mixer (module docstring)")
     init: str = param("torch", choices=("torch", "gpt2"),
                       help="torch: PyTorch defaults as the authors' code; gpt2: N(0, 0.02) embeddings")
     no_attn: tuple[int, ...] = param((), ge=0, unique=True, help="layers without attention (the authors' no_attn)")
@@ -142,6 +153,21 @@ def _mlp(x, blk, cfg, zero_mlp):
     return x + (m if zero_mlp is False else jnp.where(zero_mlp, jnp.zeros_like(m), m))
 
 
+def _gates(hq, hk, h, blk, cfg):
+    """(q, k, log alpha) of a recurrent mixer, each (b, h, L, dh) (see MIXERS)."""
+    B, H, L, dh = hq.shape
+    if cfg.attention == "gla":  # GLA Sec. 4.4: a low-rank data-dependent gate, temperature 16
+        g = (jax.nn.log_sigmoid(h @ blk["wg1"] @ blk["wg2"] + blk["bg"]) / 16.0).reshape(B, L, H, dh)
+        return hq, hk, jnp.swapaxes(g, 1, 2)
+    if cfg.attention == "retnet":  # RetNet: gamma_h = 1 - 2^(-5-h), fixed
+        lg = jnp.log1p(-(2.0 ** (-5.0 - jnp.arange(H, dtype=hq.dtype))))
+        return hq, hk, jnp.broadcast_to(lg[None, :, None, None], hq.shape)
+    if cfg.attention == "linear":
+        return hq, hk, jnp.zeros_like(hq)
+    kt, lg = additive_decay(hk)  # LightNet: keys softmax-normalised over the prefix, per channel
+    return hq, kt, lg
+
+
 def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=False, force_bos=None):
     """Logits (batch, pos, vocab) and intermediates (see module docstring)."""
     B, L = tokens.shape
@@ -163,28 +189,28 @@ def apply(params, tokens, cfg: TransformerConfig, *, zero_attn=False, zero_mlp=F
         q = (h @ blk["wq"]).reshape(B, L, H, dh)
         k = (h @ blk["wk"]).reshape(B, L, H, dh)
         v = (h @ blk["wv"]).reshape(B, L, H, dh)
-        if cfg.attention == "gla":
-            log_alpha = (jax.nn.log_sigmoid(h @ blk["wg1"] @ blk["wg2"] + blk["bg"]) / 16.0).reshape(B, L, H, dh)
-            hq, hk, hg = (jnp.swapaxes(a, 1, 2) for a in (q / math.sqrt(dh), k, log_alpha))  # (b, h, L, dh)
+        if cfg.attention in RECURRENT:
+            hq, hk = (jnp.swapaxes(a, 1, 2) for a in (q / math.sqrt(dh), k))  # (b, h, L, dh)
+            hq, hk, hg = _gates(hq, hk, h, blk, cfg)
             eye = jnp.broadcast_to(jnp.eye(L, dtype=h.dtype), (B, H, L, L))
             s = gla(hq, hk, eye, hg, form="parallel")[0]  # (b, h, q, k): A, the effective attention matrix
         else:
             s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(dh)
-        if cfg.attention == "gla":
+        if cfg.attention in RECURRENT:
             w = jnp.abs(s) / jnp.maximum(jnp.sum(jnp.abs(s), -1, keepdims=True), 1e-30)  # shares of |A|
         elif cfg.attention == "softmax":
             w = jax.nn.softmax(jnp.where(causal, s, -jnp.inf), axis=-1)
         else:
             n_vis = jnp.arange(1, L + 1, dtype=s.dtype)[:, None]
             w = jnp.where(causal, jax.nn.relu(s), 0.0) / n_vis
-        mix = s if cfg.attention == "gla" else w  # what multiplies the values (GLA: A itself, not normalised)
+        mix = s if cfg.attention in RECURRENT else w  # what multiplies the values (GLA: A itself, not normalised)
         if force_bos is not None:
             bos_only = jnp.zeros((L,)).at[0].set(1.0)
             w = jnp.where(force_bos[:, None, :, None], bos_only, w)
             mix = jnp.where(force_bos[:, None, :, None], bos_only, mix)
         wo = blk["wo"].reshape(H, dh, cfg.d_model)
         val = jnp.einsum("bkhd,hde->bhke", v, wo)  # value states after W_o, per head
-        if cfg.attention == "gla":
+        if cfg.attention in RECURRENT:
             hv = jnp.swapaxes(v, 1, 2)  # (b, h, L, dh)
             if force_bos is None:
                 # o_t = sum_s A_ts v_s by the chunk form with secondary chunking (finite for every gate; its

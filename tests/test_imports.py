@@ -29,7 +29,8 @@ CORE = {
     "sims.linear_attention",  # the linear-attention operators: also the shared transformer's "gla" token mixer
     "sims.bigram_data",  # the shared data: bigram Markov chains (river-valley LM, Bigram-Backcopy, subnetworks)
     "sims.text_data",  # the shared data: the text of Shakespeare's plays (the char LM; the chain's source)
-    "sims.transformer",  # the ONE shared transformer (Bigram-Backcopy, subnetworks, the char LM)
+    "sims.transformer",  # the ONE shared transformer (Bigram-Backcopy, subnetworks, the char LM, MQAR)
+    "sims.lightnet",  # LightNet's additive decay: also a token mixer of the shared transformer
 }
 # module -> topic. One topic per paper family; its sims and theory modules share it.
 TOPIC = {
@@ -42,7 +43,7 @@ TOPIC = {
     "sims.quadratic": "river", "sims.river_valley": "river", "theory.quadratic": "river",
     "theory.river_valley": "river",
     "sims.lion": "lion", "theory.lion": "lion",
-    "sims.linear_attention": "linear_attention", "sims.lightnet": "linear_attention",
+    "sims.linear_attention": "linear_attention", "sims.lightnet": "linear_attention", "sims.mqar": "linear_attention",
     "theory.linear_attention": "linear_attention",
     "sims.radial_attention": "radial_attention", "theory.radial_attention": "radial_attention",
     "sims.char_lm": "text",
