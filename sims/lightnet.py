@@ -19,8 +19,8 @@ import numpy as np
 
 from sims.linear_attention import gla
 
-__all__ = ["lightnet_causal", "additive_decay", "lightnet_global", "scan_state", "scan_orders", "weight_map", "md_lrpe", "tpe_axis",
-           "md_tpe"]
+__all__ = ["lightnet_causal", "additive_decay", "lightnet_global", "scan_state", "scan_orders", "weight_map", "md_lrpe",
+           "tpe_axis", "md_tpe"]
 
 
 def lightnet_causal(q, k, v, *, form: str = "recurrent", chunk_size: int = 64, sub_chunk_size: int | None = 16):

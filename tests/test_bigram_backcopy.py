@@ -100,7 +100,7 @@ def test_intervention_losses_equal_separate_forward_passes():
 @pytest.mark.parametrize("make", [lambda: BBConfig(k_triggers=0), lambda: BBConfig(data="zipf", V=1),
                                   lambda: BBConfig(seq_len=2),
                                   lambda: BBConfig(optimizer="lamb"), lambda: TransformerConfig(d_model=10, n_heads=3),
-                                  lambda: TransformerConfig(attention="linear"), lambda: tb.triggers_of(np.eye(3), 3),
+                                  lambda: TransformerConfig(attention="mamba"), lambda: tb.triggers_of(np.eye(3), 3),
                                   lambda: tb.backcopy_oracle(np.eye(3), [0], 2),
                                   lambda: TransformerConfig(init="xavier"),
                                   lambda: ReducedConfig(p=(0.5, 0.6)), lambda: ReducedConfig(lam=0.0),

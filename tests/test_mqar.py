@@ -71,7 +71,8 @@ def test_the_recurrent_mixers_effective_attention_is_the_papers(mixer):
 
 @pytest.mark.parametrize("kw, name", [
     ({"n_queries": 9, "n_pairs": 8}, "n_queries"), ({"n_pairs": 12, "n_queries": 8, "seq_len": 31}, "seq_len"),
-    ({"n_pairs": 20, "n_keys": 16, "n_queries": 4, "seq_len": 64}, "n_pairs"), ({"d_model": 30, "n_heads": 4}, "d_model"),
+    ({"n_pairs": 20, "n_keys": 16, "n_queries": 4, "seq_len": 64}, "n_pairs"),
+    ({"d_model": 30, "n_heads": 4}, "d_model"),
     ({"attention": "relu"}, "attention"), ({"n_pairs": 0}, "n_pairs"), ({"n_steps": 10, "log_every": 3}, "log_every"),
 ])
 def test_bad_config_is_refused_naming_the_parameter(kw, name):
