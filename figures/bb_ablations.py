@@ -70,7 +70,9 @@ def compute(cfg):
 def _final(ds):
     f = ds.isel(step=-1)
     peak = (f.bos_resid_norm / f.other_resid_norm).isel(layer=0)  # after block 0
-    lay = f.bos_attn_nontrigger.argmax("layer")  # the most sink-like attention layer
+    has_attn = xr.DataArray([[i not in VARIANTS[str(n)][0] for i in range(f.sizes["layer"])] for n in f.variant.values],
+                            dims=("variant", "layer"), coords={"variant": f.variant})
+    lay = f.bos_attn_nontrigger.where(has_attn, -1.0).argmax("layer")  # the most sink-like layer WITH attention
     sink = f.bos_attn_nontrigger.max("layer")
     drain = (f.bos_value_norm / f.other_value_norm).isel(layer=lay)
     return peak, sink, drain
@@ -144,7 +146,9 @@ def plot(ds, cfg):
         vals = v.values  # variant, seed
         for j in range(vals.shape[1]):
             ax.plot(vals[:, j], y, "o", color=f"C{j}", ms=5, alpha=0.8, label=f"seed {j}")
-        ax.barh(y, np.nanmean(vals, 1), color="0.85", zorder=0)
+        ok = np.isfinite(vals)
+        ax.barh(y, np.where(ok.any(1), np.nansum(np.where(ok, vals, 0), 1) / np.maximum(ok.sum(1), 1), np.nan),
+                color="0.85", zorder=0)  # the mean over finite seeds (a drain is undefined where no value is)
         ax.set(xlabel=lab, xscale="log" if log else "linear")
         ax.set_yticks(y, names if ax is axs[0] else [""] * len(names))
     axs[0].axvline(2, color="0.5", ls=":", lw=0.8)
