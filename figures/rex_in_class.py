@@ -12,17 +12,13 @@ import numpy as np
 import xarray as xr
 
 from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
-from sims.convex_sgd import OPTIMIZERS, STREAMING, ConvexConfig, tune_arms
+from sims.convex_sgd import LR_CENTER, OPTIMIZERS, STREAMING, ConvexConfig, tune_arms
 
 NAME = "rex_in_class"
 DESCRIPTION = "REX vs linear vs cosine vs step decay at budgets 1%-100%, tuned lr each, momentum SGD and Adam, " \
               "streaming convex problems"
 PAPER = "Chen, Wolfe, Kyrillidis 2022 (REX, arXiv 2107.04197)"
 SCHEDULES = ("linear", "REX", "cosine", "step")
-# a starting lr per (problem, optimizer); the grid then grows until every optimum is interior (sims.tune)
-CENTER = {("stream_abs", "sgd"): 0.02, ("stream_abs", "momentum"): 0.002, ("stream_abs", "nesterov"): 0.002,
-          ("stream_abs", "adam"): 0.002, ("stream_powerlaw", "sgd"): 0.2, ("stream_powerlaw", "momentum"): 0.02,
-          ("stream_powerlaw", "nesterov"): 0.02, ("stream_powerlaw", "adam"): 0.01}
 
 
 def specs(T: int) -> tuple:
@@ -85,7 +81,7 @@ def compute(cfg):
                 cc = dataclasses.replace(cfg.sim, problem=prob, optimizer=opt, n_steps=T, log_every=T // 10,
                                          schedule=specs(T))
                 r = tune_arms(cc, [{"arm": i} for i in range(len(SCHEDULES))],
-                              CENTER[prob, opt] * 2.0 ** (ks / 2), seeds=cfg.seeds, key=key)
+                              LR_CENTER[prob, opt] * 2.0 ** (ks / 2), seeds=cfg.seeds, key=key)
                 n_div += r.n_div
                 fin[p, o, bi], best_lr[p, o, bi], interior[p, o, bi] = r.tuned.best, r.tuned.best_lr, r.tuned.interior
     dims = ("problem", "optimizer", "budget", "schedule")

@@ -14,7 +14,7 @@ import xarray as xr
 
 from figures._core import Claim, Figure, Validated, fmt, mean_se, overrides, param
 from sims import schedules as S
-from sims.convex_sgd import OPTIMIZERS, STREAMING, ConvexConfig, f_star, population_loss, sim, tune_arms
+from sims.convex_sgd import LR_CENTER, OPTIMIZERS, STREAMING, ConvexConfig, f_star, population_loss, sim, tune_arms
 from sims.sweep import sweep
 from theory import schedules as ts
 
@@ -25,11 +25,6 @@ PAPER = "Schaipp et al. 2025 (arXiv 2501.18965); Defazio et al. 2023 (arXiv 2310
 
 SCHEDS = {"cosine": (1.0, "cosine"), "WSD 20% linear": (0.2, "linear"), "WSD 20% 1-sqrt": (0.2, "1-sqrt"),
           "linear decay": (1.0, "linear")}
-# the starting grid's centre per (problem, optimizer) at d = 100 (the tuner then grows the grid until every optimum is
-# interior): momentum's effective step is lr / (1 - beta) = 10 lr; Adam's per-coordinate step is ~ lr
-CENTER = {("stream_abs", "sgd"): 0.02, ("stream_abs", "momentum"): 0.002, ("stream_abs", "nesterov"): 0.002,
-          ("stream_abs", "adam"): 0.002, ("stream_powerlaw", "sgd"): 0.2, ("stream_powerlaw", "momentum"): 0.02,
-          ("stream_powerlaw", "nesterov"): 0.02, ("stream_powerlaw", "adam"): 0.002}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,15 +64,6 @@ def _shapes(T):
     return np.stack([S.as_array(S.family_schedule(S.family(1.0, f, sh), T), T) for f, sh in SCHEDS.values()])
 
 
-def _G(cc):
-    """The gradient-norm constant of the bound: 1 on stream_abs (||a|| = 1); on stream_powerlaw a scale for the
-    starting grid only (sqrt of E||g||^2 at x0 = 0: (D^2 tr(Lambda^2)... ~ tr(Lambda) (D^2 lambda_1 + sigma^2))."""
-    if cc.problem == "stream_abs":
-        return 1.0
-    lam = np.arange(1, cc.d + 1, dtype=np.float64) ** -cc.spectrum
-    return float(np.sqrt(lam.sum() * (cc.dist**2 * lam[0] + cc.noise**2)))
-
-
 ARMS = tuple({"decay_fraction": f, "shape_id": S.DECAY_SHAPES.index(sh)} for f, sh in SCHEDS.values())
 
 
@@ -102,8 +88,7 @@ def compute(cfg):
     for prob in cfg.problems:
         for opt in cfg.optimizers:
             cc = dataclasses.replace(cfg.sim, problem=prob, optimizer=opt)
-            D, G = cc.dist, _G(cc)
-            lrs = CENTER[prob, opt] * 2.0 ** (ks / 2)
+            lrs = LR_CENTER[prob, opt] * 2.0 ** (ks / 2)
             grid, tu, g2, f0, n_div = _tune(cfg, cc, key, lrs)
             n_ev = max(len(x) for x in tu.lrs)
             ev_lr = np.stack([np.pad(x, (0, n_ev - len(x)), constant_values=np.nan) for x in tu.lrs])
@@ -118,8 +103,8 @@ def compute(cfg):
                  "tuned_lr": (("problem", "optimizer", "schedule"), tu.best_lr[None, None]),
                  "tuned_interior": (("problem", "optimizer", "schedule"), tu.interior[None, None]),
                  "G2_measured": (("problem", "optimizer"), [[g2]]),
-                 "G_bound": (("problem", "optimizer"), [[G if prob == "stream_abs" else np.sqrt(g2)]]),
-                 "D": (("problem", "optimizer"), [[D]]),
+                 "G_bound": (("problem", "optimizer"), [[1.0 if prob == "stream_abs" else np.sqrt(g2)]]),  # ||a|| = 1
+                 "D": (("problem", "optimizer"), [[cc.dist]]),
                  "f0": (("problem", "optimizer"), [[f0]]),
                  "n_div": (("problem", "optimizer"), [[n_div]])},
                 coords={"problem": [prob], "optimizer": [opt], "lr_k": ks, "schedule": list(SCHEDS)}))
@@ -129,6 +114,10 @@ def compute(cfg):
                                    else set()))
     rows = []
     for d in dims:
+        if d == cfg.sim.d:  # the main panel's run (tuned above)
+            m = res.sel(problem="stream_abs", optimizer="sgd")
+            rows.append((m.tuned_final.values, m.tuned_lr.values, m.tuned_interior.values, float(m.f0)))
+            continue
         cc = dataclasses.replace(cfg.sim, problem="stream_abs", optimizer="sgd", d=d)
         c_star = float(ts.tuned_bound(shapes[0], cc.dist, 1.0)[1])
         _, tu, _, f0, _ = _tune(cfg, cc, key, c_star * 2.0 ** (ks / 2))

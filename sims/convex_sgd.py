@@ -62,12 +62,18 @@ from sims.sweep import Sim, Tuned, check_loop, record_steps, scan_with_records, 
 
 __all__ = ["sim", "ConvexConfig", "make_data", "make_run", "full_loss", "optimizer", "f_star", "x_star",
            "population_loss", "STREAMING", "OPTIMIZERS", "tune_arms", "TunedArms", "suboptimality_offset",
-           "block_grad_norms", "block_l1_norms"]
+           "block_grad_norms", "block_l1_norms", "LR_CENTER"]
 
 FINITE = ("least_squares", "logistic", "abs")
 STREAMING = ("stream_abs", "stream_powerlaw")
 PROBLEMS = FINITE + STREAMING
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+# a starting peak lr per (streaming problem, optimizer) at d = 100, noise 0.1, for tune_arms's grid (which grows until
+# every optimum is interior): momentum's effective step is lr / (1 - beta) = 10 lr; Adam's per-coordinate step ~ lr
+LR_CENTER = MappingProxyType({
+    ("stream_abs", "sgd"): 0.02, ("stream_abs", "momentum"): 0.002, ("stream_abs", "nesterov"): 0.002,
+    ("stream_abs", "adam"): 0.002, ("stream_powerlaw", "sgd"): 0.2, ("stream_powerlaw", "momentum"): 0.02,
+    ("stream_powerlaw", "nesterov"): 0.02, ("stream_powerlaw", "adam"): 0.002})
 # fields that act only for some problems / optimizers: a non-default value elsewhere is refused (it would not act)
 _APPLIES = MappingProxyType({
     "n": ("problem", FINITE), "spectrum": ("problem", ("stream_powerlaw",)), "dist": ("problem", STREAMING),
