@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
-from sims.bigram_backcopy import BBConfig, train
+from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, train
 
 NAME = "bb_ablations"
 DESCRIPTION = "Bigram-Backcopy, 3 layers: residual peak, sink and drain with attention / MLPs removed per layer"
@@ -156,6 +156,8 @@ def plot(ds, cfg):
     axs[1].set_title("attention sink")
     axs[2].set_title("value drain")
     axs[2].legend(fontsize=7)
+    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
+             wrap=True)
     return fig
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Regime, Validated, fmt, overrides, param
-from sims.bigram_backcopy import BBConfig, source_of, train
+from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, source_of, train
 from theory import bigram as tb
 
 NAME = "bb_attention"
@@ -28,6 +28,9 @@ class Config(Validated):
     seeds: int = param(3, ge=1, help="independently initialized models (one vmapped call)")
     lr: float = param(3e-3, gt=0, help="AdamW step (paper: 3e-4 at d=256, 10k steps)")
     control_seeds: int = param(1, ge=1, help="models of the init control (embeddings N(0, 0.02^2))")
+    sink_threshold: float = param(0.9, gt=0, lt=1,
+                                  help="dormant_sink: every seed's final BOS weight at non-trigger queries must "
+                                       "exceed it (quick 0.9; full 0.75, from the authors' recorded run)")
 
     SET_IN_PANELS: typing.ClassVar[dict] = {"sim.init": "the init control trains gpt2-initialized models"}
 
@@ -37,15 +40,21 @@ class Config(Validated):
 
 
 # the claims are about the paper's model: another depth, token mixer or optimizer is an exploration (n/a)
-PAPER_MODEL = Regime("the paper's 1-layer softmax head trained by AdamW (sim.n_layers=1, sim.attention=softmax, "
-                     "sim.optimizer=adamw); other models are explorations: the plots show layer 0",
-                     lambda c: c.sim.n_layers == 1 and c.sim.attention == "softmax" and c.sim.optimizer == "adamw")
+PAPER_MODEL = Regime("the paper's 1-layer softmax head trained by AdamW on the one-BOS task (sim.n_layers=1, "
+                     "sim.attention=softmax, sim.optimizer=adamw, sim.bos_num=1, sim.delimiter_p=0); other models "
+                     "and tasks are explorations: the plots show layer 0",
+                     lambda c: c.sim.n_layers == 1 and c.sim.attention == "softmax" and c.sim.optimizer == "adamw"
+                     and c.sim.bos_num == 1 and c.sim.delimiter_p == 0)
 
 
+# The sink thresholds. quick: 0.9, the paper's Fig. 2 heat map (non-trigger queries on BOS, near 1) and the suite's
+# runs (0.96-0.999 at 6000 steps). full (the paper's shape and lr 3e-4, 10k steps): 0.75, below the authors' own
+# recorded 1-layer run (their BBM/figures/BBM/dynamics.pt, batch 512, lr 3e-4; their bos_attn, the mean over
+# non-trigger queries with the BOS query included, probe_utils.py): 0.78 at 1k, 0.81 at 10k, 0.87 at 199k steps.
 PRESETS = {
     "quick": Config(),
     "full": Config(sim=BBConfig(seq_len=256, batch=512, d_model=256, n_steps=10_000, log_every=250, n_layers=1),
-                   seeds=4, lr=3e-4, control_seeds=2),
+                   seeds=4, lr=3e-4, control_seeds=2, sink_threshold=0.75),
 }
 
 FINAL = ("full_trigger", "full_bigram", "oracle_bigram", "no_attn_trigger", "no_attn_bigram", "bos_forced_trigger",
@@ -89,11 +98,12 @@ def claims(ds, cfg):
                      passed=bool(np.all(lt < 0.05) and np.all(np.abs(ex) < 0.05))))
     fin = ds.isel(step=-1)
     bn, bt, pv = fin.bos_attn_nontrigger.values, fin.bos_attn_trigger.values, fin.prev_attn_trigger.values
+    th = cfg.sink_threshold
     out.append(Claim(id="dormant_sink",
-                     statement="dormant: at non-trigger queries the head puts > 0.9 of its attention on BOS (attention "
-                               "sink)",
-                     theory="> 0.9", measured=f"{fmt(bn, 3)} (per seed)", statistic="every seed > 0.9",
-                     passed=bool(np.all(bn > 0.9))))
+                     statement=f"dormant: at non-trigger queries the head puts > {th:g} of its attention on BOS "
+                               "(attention sink; the threshold's source: the presets' comment)",
+                     theory=f"> {th:g}", measured=f"{fmt(bn, 3)} (per seed)", statistic=f"every seed > {th:g}",
+                     passed=bool(np.all(bn > th))))
     out.append(Claim(id="active_previous_token",
                      statement="active: at trigger queries the head attends to the previous token, little BOS weight",
                      theory="previous token > 0.9, BOS < 0.1",
@@ -160,7 +170,7 @@ def plot(ds, cfg):
         ax.bar(j + 0.18, c.mean(), 0.34, color="C2", label="$N(0,0.02^2)$ init" if j == 0 else None)
         ax.plot(np.full(a.size, j - 0.18), a, "k.", ms=4)
         ax.plot(np.full(c.size, j + 0.18), c, "k.", ms=4)
-    ax.axhline(0.9, color="0.4", ls=":", lw=0.8)
+    ax.axhline(cfg.sink_threshold, color="0.4", ls=":", lw=0.8)
     ax.set_xticks(x, [g[0] for g in groups], fontsize=8)
     ax.set(ylim=(0, 1.05), ylabel="mean attention weight (final)",
            title=f"{cfg.seeds} seeds, {cfg.sim.data} chain, $d={cfg.sim.d_model}$, $V={cfg.sim.V}$, "
@@ -185,6 +195,8 @@ def plot(ds, cfg):
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center left")
+    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
+             wrap=True)
     return fig
 
 

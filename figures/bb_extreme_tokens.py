@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
-from sims.bigram_backcopy import LAYER_METRICS, BBConfig, train
+from sims.bigram_backcopy import LAYER_METRICS, METRIC_DEFINITIONS, BBConfig, train
 
 NAME = "bb_extreme_tokens"
 DESCRIPTION = "Attention sink, value drain, residual peak over training: softmax/Adam, softmax/SGD, ReLU/Adam, GLA/Adam"
@@ -286,6 +286,8 @@ def plot(ds, cfg):
     fig.suptitle(f"{cfg.sim.n_layers}-layer Bigram-Backcopy models ({cfg.sim.data} chain), $d={cfg.sim.d_model}$, "
                  f"{cfg.seeds} seeds per variant",
                  fontsize=10)
+    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
+             wrap=True)
     return fig
 
 

@@ -31,7 +31,7 @@ from sims.sweep import sweep
 from theory import bigram as tb
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
-cfg = BBConfig(data="zipf" if SMALL else "shakespeare", V=16 if SMALL else 65,
+cfg = BBConfig(data="zipf" if SMALL else "authors", V=16 if SMALL else 65,
                seq_len=16 if SMALL else 32, batch=32 if SMALL else 64,
                d_model=32 if SMALL else 64,
                n_steps=400 if SMALL else 2000, log_every=50 if SMALL else 100)

@@ -29,7 +29,7 @@ from sims import subnetworks as sn
 from sims.bigram_backcopy import BBConfig, make_train, sample_batch
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
-base = BBConfig(data="zipf" if SMALL else "shakespeare", V=16 if SMALL else 65,
+base = BBConfig(data="zipf" if SMALL else "authors", V=16 if SMALL else 65,
                 seq_len=8 if SMALL else 16, batch=32, d_model=16 if SMALL else 32,
                 n_layers=2 if SMALL else 3, n_steps=200 if SMALL else 2000, log_every=100)
 params, fin, _ = jax.jit(make_train(base))(jax.random.key(0), {"lr": jnp.float32(3e-3)})

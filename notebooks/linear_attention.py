@@ -78,18 +78,17 @@ for ax, kind in zip(axes, ("additive", "multiplicative", "four-direction")):
 # ## Multi-query associative recall (MQAR) with each token mixer of the shared transformer
 # `sims.mqar`: key-value pairs, then queries of earlier keys; loss and accuracy at the query positions only. The
 # recurrent mixers (gla, retnet, linear, lightnet) hold at most d_model pairs per layer in their state; softmax keeps
-# every pair. Raise `n_steps` (softmax needs ~2000 steps to recall 4 pairs at d = 64) and compare mixers.
+# every pair. `recall_grid` is the experiment of the `mqar_recall` figure (mixers x widths x pairs x lrs x seeds);
+# `best_lr` reads it as Zoology does. Softmax needs ~2400 steps to recall 4 pairs at d = 64 (a plateau, then a jump).
 
 # %%
-from sims.mqar import MQARConfig, make_batch  # noqa: E402
-from sims.mqar import sim as mqar_sim  # noqa: E402
-from sims.sweep import sweep  # noqa: E402
+from sims.mqar import MQARConfig, best_lr, make_batch, recall_grid  # noqa: E402
 
-task = MQARConfig(n_keys=16, n_values=16, n_pairs=4, n_queries=4, seq_len=16, n_steps=100 if SMALL else 3000,
-                  log_every=50 if SMALL else 500)
-tok, tgt, qmask = make_batch(jax.random.key(0), task, 1)
+task = MQARConfig(n_keys=16, n_values=16, n_pairs=1, n_queries=1, seq_len=24, n_steps=40 if SMALL else 3000,
+                  log_every=20 if SMALL else 300, batch=16 if SMALL else 64)
+tok, tgt, qmask = make_batch(jax.random.key(0), dataclasses.replace(task, n_pairs=4, n_queries=4), 1)
 print("tokens ", np.asarray(tok[0]), "\ntargets", np.where(np.asarray(qmask[0]), np.asarray(tgt[0]), -1))
-for mixer in ("softmax", "gla") if SMALL else ("softmax", "gla", "retnet", "linear", "lightnet"):
-    c = dataclasses.replace(task, attention=mixer)
-    r = sweep(mqar_sim(c), {"lr": [3e-3]}, seeds=1, key=jax.random.key(0), progress=False)
-    print(f"{mixer:9s} query accuracy over training: {np.round(r.accuracy.values.ravel(), 2)}")
+grid = recall_grid(task, ["softmax", "gla"] if SMALL else ["softmax", "gla", "retnet", "linear", "lightnet"],
+                   [16] if SMALL else [32, 64], [2, 4] if SMALL else [4, 8], [3e-3], seeds=2, key=jax.random.key(0))
+acc, lr = best_lr(grid)
+print(acc.mean("seed").to_dataframe(name="accuracy").unstack("pairs").round(3))

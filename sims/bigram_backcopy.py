@@ -42,6 +42,7 @@ from theory import bigram as tb
 from theory import bigram_backcopy as tbb
 
 __all__ = ["sim", "train", "BBConfig", "make_run", "make_train", "optimizer", "sample_batch", "source", "source_of",
+           "task_chain", "METRIC_DEFINITIONS",
            "SWEEP_DIMS", "LAYER_METRICS", "ReducedConfig", "make_reduced_run", "DATA"]
 
 LAYER_METRICS = ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
@@ -54,9 +55,10 @@ SWEEP_DIMS = MappingProxyType({"attn_map": ("layer", "q", "k"), "attn_map_trigge
 class BBConfig(Config):
     """One Bigram-Backcopy model and its data: the chain, the transformer and the training loop (hparam ``lr``)."""
 
-    data: str = param("shakespeare", choices=("shakespeare", "zipf"),
-                      help="bigram chain: Shakespeare's characters (the paper's, V = 65) or synthetic Zipf rows")
-    V: int = param(65, ge=2, le=4096, help="vocabulary (65 for Shakespeare; any for Zipf); BOS is token V")
+    data: str = param("authors", choices=("authors", "shakespeare", "zipf"),
+                      help="bigram chain: the authors' (tiny Shakespeare's characters, their meta.pickle; V = 65), "
+                           "the 37 plays' characters (V = 65) or synthetic Zipf rows")
+    V: int = param(65, ge=2, le=4096, help="vocabulary (65 for the Shakespeare chains; any for Zipf); BOS is token V")
     k_triggers: int = param(3, ge=1, help="triggers: the k most frequent tokens (paper's script: 3)")
     data_seed: int = param(0, ge=0, help="seed of the Zipf chain (Zipf only)")
     zipf: float = param(1.0, gt=0, help="Zipf exponent of the rows (Zipf only)")
@@ -79,19 +81,35 @@ class BBConfig(Config):
     no_mlp: tuple[int, ...] = param((), ge=0, unique=True, help="layers without an MLP (authors' no_ffn)")
     linear_mlp: tuple[int, ...] = param((), ge=0, unique=True,
                                         help="layers whose MLP is one linear map (authors' linear_ffn)")
+    bos_num: int = param(1, ge=1, le=16, help="BOS tokens opening every sequence (authors' bos_num; ids V, V+1, ...)")
+    delimiter_p: float = param(0.0, ge=0, lt=1, help="probability that a delimiter token follows a non-trigger "
+                                                      "token (authors' delimiter_p; the next token then ~ marginal)")
 
     def check(self):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
-        if self.data == "shakespeare" and self.V != 65:
-            raise ValueError(f"V must be 65 with data='shakespeare' (tiny Shakespeare's characters), got {self.V}; "
+        if self.data != "zipf" and self.V != 65:
+            raise ValueError(f"V must be 65 with data={self.data!r} (tiny Shakespeare's characters), got {self.V}; "
                              "use data='zipf' for another vocabulary size")
         if not self.k_triggers < self.V:
             raise ValueError(f"k_triggers must satisfy 0 < k < V={self.V}, got {self.k_triggers}")
+        if self.bos_num > self.seq_len - 2:
+            raise ValueError(f"bos_num={self.bos_num} is out of range: must be <= seq_len - 2 ({self.seq_len - 2}), "
+                             "a sequence needs two tokens after its BOS tokens")
         self.model()  # the model fields (d_model, heads, attention, init) are checked by TransformerConfig
         check_loop(self.n_steps, self.log_every)
 
+    @property
+    def delimiter(self) -> int | None:
+        """The delimiter's token id (after the BOS ids, as the authors number it), None without delimiters."""
+        return self.V + self.bos_num if self.delimiter_p > 0 else None
+
+    @property
+    def n_tokens(self) -> int:
+        """The model's vocabulary: the chain's V tokens, the BOS tokens and the delimiter if any."""
+        return self.V + self.bos_num + (self.delimiter_p > 0)
+
     def model(self) -> TransformerConfig:
-        return TransformerConfig(vocab=self.V + 1, max_len=self.seq_len, d_model=self.d_model,
+        return TransformerConfig(vocab=self.n_tokens, max_len=self.seq_len, d_model=self.d_model,
                                  n_layers=self.n_layers, n_heads=self.n_heads, mlp=self.mlp, attention=self.attention,
                                  init=self.init, no_attn=self.no_attn, no_mlp=self.no_mlp, linear_mlp=self.linear_mlp)
 
@@ -99,25 +117,42 @@ class BBConfig(Config):
         return record_steps(self.n_steps, self.log_every)
 
 
-DATA = ("shakespeare", "zipf")
+DATA = ("authors", "shakespeare", "zipf")
+
+#: What the recorded metrics measure, against the authors' probes (``BBM/probe_utils.py``); the figures print it.
+METRIC_DEFINITIONS = ("BOS attention: head 0's weight on the BOS token(s), mean over non-trigger queries with the BOS "
+                      "query left out (the authors' bos_attn keeps it: +1/L); value norm: ||v W_o|| (after W_o, as the "
+                      "paper's figures; the authors' value_norm is before W_o); bigram loss: non-trigger queries "
+                      "without BOS (the authors' markov_risk keeps it)")
 
 
 @functools.cache
 def source(V: int, k: int, seed: int, zipf: float, data: str = "zipf"):
-    """(P, trigger mask, law of x1). ``data="shakespeare"``: the character bigram of Shakespeare's plays
-    (:func:`sims.bigram_data.shakespeare_bigram`, V = 65; ``seed`` and ``zipf`` unused); ``"zipf"``: seeded
-    Zipf-like rows. Triggers: the k most frequent tokens under the stationary law (Shakespeare: ' ', 'e', 't');
-    x1 is drawn from the stationary law without the triggers."""
-    if data == "shakespeare":
-        P, _ = bd.shakespeare_bigram()
+    """(P, trigger mask, law of x1). ``data="authors"`` (the default of :class:`BBConfig`): the chain of the
+    authors' runs (:func:`sims.bigram_data.authors_bigram`: tiny Shakespeare's character bigram, V = 65), with
+    their rules: triggers the k most frequent tokens of the unigram marginal, x1 drawn from the marginal without the
+    triggers (their ``bbm.gen_seq``). ``"shakespeare"``: the character bigram of the 37 plays
+    (:func:`sims.bigram_data.shakespeare_bigram`, V = 65); ``"zipf"``: seeded Zipf-like rows; for these two the
+    triggers are the k most frequent tokens under the stationary law and x1 is drawn from the stationary law
+    without the triggers (the marginal of a long text: the two rules differ by 2e-6 in total variation on the
+    authors' chain). ``seed`` and ``zipf`` act on Zipf only. Both Shakespeare chains have the triggers ' ', 'e', 't'
+    at k = 3."""
+    if data in ("authors", "shakespeare"):
+        P, _, marg = bd.authors_bigram() if data == "authors" else (*bd.shakespeare_bigram(), None)
         if V != P.shape[0]:
-            raise ValueError(f"V must be {P.shape[0]} for the Shakespeare chain, got {V}")
+            raise ValueError(f"V must be {P.shape[0]} for the {data} chain, got {V}")
     else:
-        P = bd.make_transition(seed, V=V, kind="zipf", zipf=zipf)
-    trig = tb.triggers_of(P, k)
+        P, marg = bd.make_transition(seed, V=V, kind="zipf", zipf=zipf), None
+    if marg is None:
+        trig = tb.triggers_of(P, k)
+        marg = tb.stationary(P)
+    else:
+        if not 0 < k < V:
+            raise ValueError(f"number of triggers k must satisfy 0 < k < V={V}, got {k}")
+        trig = np.sort(np.argsort(-marg, kind="stable")[:k])
     mask = np.zeros(V, bool)
     mask[trig] = True
-    first = tb.stationary(P) * ~mask
+    first = marg * ~mask
     return P, mask, first / first.sum()
 
 
@@ -133,14 +168,38 @@ def optimizer(cfg: BBConfig, lr):
     return optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(lr, momentum=0.9))
 
 
+def task_chain(cfg: BBConfig):
+    """(P, trigger mask, law of x1) over the token ids the sequences use: :func:`source_of` when ``delimiter_p`` is
+    0; otherwise extended to the delimiter ``D = cfg.delimiter`` (rows for the BOS ids are never read): after a
+    non-trigger character, ``D`` with probability ``delimiter_p`` and the chain's row times ``1 - delimiter_p``
+    (the authors' ``add_delimiter``: every character emits ``<d>`` with probability p); after ``D`` a token from
+    the marginal (their ``<d>`` row: the unigrams); triggers copy as always (a trigger after ``D`` copies ``D``)."""
+    P, mask, first = source_of(cfg)
+    if cfg.delimiter is None:
+        return P, mask, first
+    V, D, p = cfg.V, cfg.delimiter, cfg.delimiter_p
+    marg = bd.authors_bigram()[2] if cfg.data == "authors" else tb.stationary(P)
+    Q = np.zeros((D + 1, D + 1))
+    Q[:V, :V] = (1 - p) * P
+    Q[:V, D] = p
+    Q[V:D, :V] = first  # BOS rows: never read by the sampler
+    Q[D, :V] = marg
+    return Q, np.concatenate([mask, np.zeros(D + 1 - V, bool)]), np.concatenate([first, np.zeros(D + 1 - V)])
+
+
 def sample_batch(cfg: BBConfig, key, batch: int):
     """``batch`` fresh Bigram-Backcopy sequences: inputs ``x``, next tokens ``y`` and the query types ``trig``
-    (x is a trigger) and ``non`` (neither a trigger nor BOS), each (batch, seq_len)."""
-    P, mask, first = (jnp.asarray(a) for a in source_of(cfg))
-    seq = bd.backcopy_sequences(key, P, mask, first, batch, cfg.seq_len + 1, cfg.V)
+    (x is a trigger) and ``non`` (neither a trigger nor a BOS token), each (batch, seq_len). A sequence is the
+    ``bos_num`` BOS tokens (ids V, V+1, ...) and then the chain (:func:`task_chain`), ``seq_len + 1`` tokens in all."""
+    P, mask, first = (jnp.asarray(a) for a in task_chain(cfg))
+    b = cfg.bos_num
+    seq = bd.backcopy_sequences(key, P, mask, first, batch, cfg.seq_len + 2 - b, cfg.V + b - 1)
+    if b > 1:
+        seq = jnp.concatenate([jnp.broadcast_to(cfg.V + jnp.arange(b - 1), (batch, b - 1)), seq], axis=1)
     x, y = seq[:, :-1], seq[:, 1:]
-    trig = mask[jnp.minimum(x, cfg.V - 1)] & (x != cfg.V)
-    return x, y, trig, ~trig & (x != cfg.V)
+    bos = (x >= cfg.V) & (x < cfg.V + b)
+    trig = mask[jnp.minimum(x, mask.shape[0] - 1)] & ~bos
+    return x, y, trig, ~trig & ~bos
 
 
 def _mean_where(x, m):
@@ -163,7 +222,7 @@ def make_run(cfg: BBConfig):
 def make_train(cfg: BBConfig):
     """``train(key, {"lr"}) -> (params, final, traj)``: :func:`make_run` plus the trained parameters (the base
     models of :mod:`sims.subnetworks`)."""
-    P_np = source_of(cfg)[0]
+    P_np = task_chain(cfg)[0]
     mcfg = cfg.model()
 
     def train(key, hp):
@@ -191,11 +250,11 @@ def make_train(cfg: BBConfig):
             nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), y_ev[..., None], -1)[..., 0]
             return nll, inter
 
-        L = cfg.seq_len
+        L, nb = cfg.seq_len, cfg.bos_num
         prev_mask = jnp.eye(L, k=-1, dtype=bool)
-        # keys visible to a query other than BOS (for the BOS attention-logit gap)
-        vis = jnp.tril(jnp.ones((L, L), bool)) & (jnp.arange(L) > 0)[None, :]
-        gap_q = non_ev & (jnp.arange(L) > 1)
+        # keys visible to a query other than the BOS tokens (for the BOS attention-logit gap)
+        vis = jnp.tril(jnp.ones((L, L), bool)) & (jnp.arange(L) >= nb)[None, :]
+        gap_q = non_ev & (jnp.arange(L) > nb)
 
         # every recorded metric is a masked mean over (evaluation sequence, position): per-position quantities
         # (layer, batch, pos, 5) contracted with normalised masks (batch, pos, 5) in ONE einsum, instead of a
@@ -206,7 +265,7 @@ def make_train(cfg: BBConfig):
             m = jnp.broadcast_to(m, (cfg.eval_batch, L)).astype(jnp.result_type(float))  # float32 unless x64
             return m / jnp.maximum(jnp.sum(m), 1.0)
 
-        masks = jnp.stack([_norm(non_ev), _norm(trig_ev), _norm(pos == 0), _norm(pos >= 1), _norm(gap_q)], -1)
+        masks = jnp.stack([_norm(non_ev), _norm(trig_ev), _norm(pos < nb), _norm(pos >= nb), _norm(gap_q)], -1)
         NON, TRIG, FIRST, REST, GAP = range(5)
 
         def record(state, t):
@@ -217,7 +276,9 @@ def make_train(cfg: BBConfig):
             res = jnp.linalg.norm(jnp.stack(inter["resid"]), axis=-1)  # (layer, batch, pos)
             prev = jnp.sum(jnp.where(prev_mask, w, 0.0), -1)
             other = jnp.sum(jnp.where(vis, sc, 0.0), -1) / jnp.maximum(vis.sum(-1), 1)
-            q = jnp.stack([w[..., 0], prev, val, res, sc[..., 0] - other], -1)  # (layer, batch, pos, 5)
+            # with several BOS tokens: the attention on all of them, their mean score, value and residual norms
+            bos_w, bos_sc = jnp.sum(w[..., :nb], -1), jnp.mean(sc[..., :nb], -1)
+            q = jnp.stack([bos_w, prev, val, res, bos_sc - other], -1)  # (layer, batch, pos, 5)
             m = jnp.einsum("ibpj,bpk->ijk", q, masks, precision=jax.lax.Precision.HIGHEST)  # (layer, 5, 5)
             out = {"bos_attn_nontrigger": m[:, 0, NON], "bos_attn_trigger": m[:, 0, TRIG],
                    "prev_attn_trigger": m[:, 1, TRIG],
@@ -248,7 +309,8 @@ def make_train(cfg: BBConfig):
 
         _, (l_trig, l_non, maps) = jax.lax.scan(evaluate, None, flags)
         final = {"diverged_step": res.diverged_step, "attn_map": maps[0], "attn_map_trigger": trig_ev[0]}
-        bigram_nll = -jnp.log(P[jnp.minimum(x_ev, cfg.V - 1), jnp.minimum(y_ev, cfg.V - 1)])
+        bigram_nll = -jnp.log(jnp.maximum(P[jnp.minimum(x_ev, P.shape[0] - 1), jnp.minimum(y_ev, P.shape[0] - 1)],
+                                          1e-30))
         final["oracle_bigram"] = _mean_where(bigram_nll, non_ev)  # Bayes loss on the same evaluation positions
         for i, name in enumerate(variants):
             final[f"{name}_trigger"] = l_trig[i]

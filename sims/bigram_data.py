@@ -1,7 +1,9 @@
 """Bigram (Markov) data sampled on device with ``jax.random``; shared by every bigram-data topic.
 
 * :func:`shakespeare_bigram` -- the character bigram of Shakespeare's plays over tiny Shakespeare's 65
-  characters (the Bigram-Backcopy chain of Guo et al. 2024), from the committed ``sims/data/shakespeare_bigram.json``.
+  characters, from the committed ``sims/data/shakespeare_bigram.json``.
+* :func:`authors_bigram` -- the chain of the Bigram-Backcopy authors' runs (Guo et al. 2024: tiny Shakespeare's
+  bigram counts, rebuilt from their ``BBM/data/bos1_d0/meta.pickle``), from ``sims/data/authors_bigram.json``.
 * :func:`make_transition` -- seeded generators of transition matrices (Dirichlet rows, Zipf-like
   rows, or the river-valley *mixed-uncertainty* rows of Wen et al. 2024, Sec. 4), or
   :func:`from_counts`.
@@ -24,7 +26,8 @@ import numpy as np
 
 from theory.bigram import check_transition, stationary
 
-__all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "make_transition", "from_counts", "sample_pairs",
+__all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "authors_bigram", "AUTHORS_FILE", "make_transition", "from_counts",
+           "sample_pairs",
            "sample_sequences", "mixed_uncertainty"]
 
 
@@ -52,24 +55,26 @@ def make_transition(seed: int, V: int = 64, kind: str = "dirichlet", alpha: floa
 
 SHAKESPEARE_FILE = Path(__file__).resolve().parent / "data" / "shakespeare_bigram.json"
 _REBUILD = "python -m sims.data.make_shakespeare_bigram"
+AUTHORS_FILE = Path(__file__).resolve().parent / "data" / "authors_bigram.json"
+_REBUILD_AUTHORS = "python -m sims.data.make_authors_bigram --repo PATH"
 TINY_SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 @functools.cache
-def _shakespeare(path: str) -> tuple[np.ndarray, str, str]:
+def _shakespeare(path: str, what: str = "Shakespeare bigram data", rebuild: str = _REBUILD):
+    """(counts, vocab, sha256 prefix, the record) of a committed counts file; errors name the file and ``rebuild``."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"the Shakespeare bigram data {p} is missing; rebuild it with `{_REBUILD}`")
+        raise FileNotFoundError(f"the {what} {p} is missing; rebuild it with `{rebuild}`")
     try:
         rec = json.loads(p.read_text())
         C = np.asarray(rec["counts"], dtype=np.int64)
         vocab = rec["vocab"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"the Shakespeare bigram data {p} is corrupt ({e}); rebuild it with `{_REBUILD}`") from None
+        raise ValueError(f"the {what} {p} is corrupt ({e}); rebuild it with `{rebuild}`") from None
     if vocab != TINY_SHAKESPEARE_VOCAB or C.shape != (65, 65) or (C < 0).any() or C.sum() == 0:
-        raise ValueError(f"the Shakespeare bigram data {p} is corrupt (vocabulary or counts); rebuild it with "
-                         f"`{_REBUILD}`")
-    return C, vocab, hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        raise ValueError(f"the {what} {p} is corrupt (vocabulary or counts); rebuild it with `{rebuild}`")
+    return C, vocab, hashlib.sha256(p.read_bytes()).hexdigest()[:16], rec
 
 
 def shakespeare_bigram(path: str | Path | None = None) -> tuple[np.ndarray, str]:
@@ -79,8 +84,26 @@ def shakespeare_bigram(path: str | Path | None = None) -> tuple[np.ndarray, str]
     row with no counts, ``'$'`` (absent from the plays), is uniform; ``'$'`` has stationary probability 0, so
     it never occurs in sampled sequences. A missing or corrupt file raises an error naming it and the command
     that rebuilds it."""
-    C, vocab, _ = _shakespeare(str(path or SHAKESPEARE_FILE))
+    C, vocab, _, _ = _shakespeare(str(path or SHAKESPEARE_FILE))
     return from_counts(C), vocab
+
+
+def authors_bigram(path: str | Path | None = None) -> tuple[np.ndarray, str, np.ndarray]:
+    """``(P, vocab, marginal)``: the character chain of the Bigram-Backcopy authors' runs (Guo et al. 2024, their
+    ``BBM/data/bos1_d0/meta.pickle``: tiny Shakespeare, 1,115,394 characters; recipe in
+    ``sims/data/make_authors_bigram.py``). ``P`` (65, 65) row-normalized integer counts (every row has counts);
+    ``marginal`` the unigram frequencies, the law their first token is drawn from (triggers removed). A missing
+    or corrupt file raises an error naming it and the command that rebuilds it."""
+    what = "authors' bigram data"
+    C, vocab, _, rec = _shakespeare(str(path or AUTHORS_FILE), what, _REBUILD_AUTHORS)
+    try:
+        marg = np.asarray(rec["marginal"], np.float64)
+    except (KeyError, TypeError, ValueError):
+        marg = np.zeros(0)
+    if marg.shape != (65,) or (marg < 0).any() or abs(marg.sum() - 1) > 1e-9 or (C.sum(1) == 0).any():
+        raise ValueError(f"the {what} {path or AUTHORS_FILE} is corrupt (marginal); rebuild it with "
+                         f"`{_REBUILD_AUTHORS}`")
+    return from_counts(C), vocab, marg
 
 
 def from_counts(counts):

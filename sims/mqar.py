@@ -33,7 +33,7 @@ from sims.schedules import DECAY_SHAPES
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from sims.transformer import MIXERS, TransformerConfig, apply, init
 
-__all__ = ["MQARConfig", "make_batch", "make_run", "sim", "state_capacity"]
+__all__ = ["MQARConfig", "make_batch", "make_run", "sim", "state_capacity", "recall_grid", "best_lr"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,3 +144,50 @@ def make_run(cfg: MQARConfig):
 def sim(cfg: MQARConfig) -> Sim:
     """The sweep bundle of ``cfg``: ``sweep(sim(cfg), {"lr": [...]}, seeds=..., key=...)``."""
     return Sim.of(make_run(cfg), cfg, {})
+
+
+def recall_grid(task: MQARConfig, mixers, widths, pairs, lrs, *, seeds: int, key, seq_len: int | None = None):
+    """The MQAR experiment of the ``mqar_recall`` figure: every token mixer x model width x pair count, each trained at
+    every peak lr of ``lrs`` with ``seeds`` seeds (one vmapped sweep per mixer, width and pair count: ``lr`` x seed
+    in one compiled call). ``task`` holds everything else (keys, values, steps, batch, heads, layers); ``n_queries``
+    follows ``n_pairs``; the sequence length is ``seq_len`` (default ``task.seq_len``), the same for every pair count
+    (fewer pairs: more filler), so that only the number of stored pairs changes.
+
+    Returns an ``xarray.Dataset`` with ``accuracy`` and ``loss`` (the final evaluation, dims mixer, width, pairs,
+    lr, seed), ``accuracy_traj`` (with ``step``) and ``diverged``. Zoology's protocol reads the best lr per setting
+    (:func:`best_lr`)."""
+    import numpy as np
+    import xarray as xr
+
+    from sims.sweep import sweep
+
+    L = seq_len or task.seq_len
+    for name, vals in (("mixers", mixers), ("widths", widths), ("pairs", pairs), ("lrs", lrs)):
+        if not len(vals) or len(set(vals)) != len(vals):
+            raise ValueError(f"{name} must be a non-empty list without repeats, got {list(vals)}")
+    valid = [m for m in MIXERS if m != "relu"]
+    bad = [m for m in mixers if m not in valid]
+    if bad:
+        raise ValueError(f"mixers: unknown token mixer(s) {bad}; valid: {valid}")
+    if any(lr <= 0 for lr in lrs):
+        raise ValueError(f"lrs must be > 0, got {list(lrs)}")
+    cfgs = {(m, w, n): dataclasses.replace(task, attention=m, d_model=int(w), n_pairs=int(n), n_queries=int(n),
+                                           seq_len=L) for m in mixers for w in widths for n in pairs}  # validates all
+    rows = []
+    for (m, w, n), c in cfgs.items():
+        ds = sweep(sim(c), {"lr": list(lrs)}, seeds=seeds, key=key, progress=False)
+        fin = ds.isel(step=-1)
+        rows.append(xr.Dataset({"accuracy": fin.accuracy.drop_vars("step"), "loss": fin.loss.drop_vars("step"),
+                                "accuracy_traj": ds.accuracy, "diverged": ds.diverged})
+                    .expand_dims(mixer=[m], width=[int(w)], pairs=[int(n)]))
+    out = xr.combine_by_coords(rows)
+    out.attrs.update(seq_len=L, capacity_per_layer="d_model pairs (state_capacity)",
+                     accuracy_chance=float(1.0 / task.n_values))
+    return out.transpose("mixer", "width", "pairs", "lr", "seed", ...)
+
+
+def best_lr(ds):
+    """Zoology's reading: per (mixer, width, pairs) the lr with the highest seed-mean final accuracy; returns the
+    accuracy at it (dims mixer, width, pairs, seed) and the chosen lr."""
+    i = ds.accuracy.mean("seed").fillna(-1).argmax("lr")
+    return ds.accuracy.isel(lr=i), ds.lr.isel(lr=i)

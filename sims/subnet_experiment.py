@@ -57,6 +57,9 @@ class ExperimentConfig(Config):
         if not 3 <= self.base.n_layers <= 4:
             raise ValueError(f"base.n_layers={self.base.n_layers} is out of range: must be >= 3 and <= 4 (the lens "
                              "claim compares block 1 with an intermediate block)")
+        if self.base.bos_num != 1 or self.base.delimiter_p != 0:
+            raise ValueError(f"base.bos_num={self.base.bos_num}, base.delimiter_p={self.base.delimiter_p}: the "
+                             "subnetwork targets are the one-BOS, delimiter-free task (bos_num 1, delimiter_p 0)")
         if self.mask.n_steps < 100:
             raise ValueError(f"mask.n_steps must be >= 100, got {self.mask.n_steps}")
         if list(self.lams) != sorted(self.lams):

@@ -61,6 +61,9 @@ class SubnetConfig(Config):
         """Cross-field rules (every field's type and range: :class:`sims.config.Config`)."""
         if not self.maskable:
             raise ValueError("maskable must name at least one weight matrix (the maskable set is empty)")
+        if self.base.bos_num != 1 or self.base.delimiter_p != 0:
+            raise ValueError(f"base.bos_num={self.base.bos_num}, base.delimiter_p={self.base.delimiter_p}: the "
+                             "subnetwork targets are the one-BOS, delimiter-free task (bos_num 1, delimiter_p 0)")
         bad = [m for m in self.maskable if m not in MASKABLE]
         if bad:
             raise ValueError(f"maskable: no parameter named {bad} in the blocks; valid names: {MASKABLE}")

@@ -90,3 +90,42 @@ def test_a_run_is_deterministic_and_does_not_recompile_for_a_new_lr():
     assert 0 <= float(a[0]["accuracy"]) <= 1 and np.isfinite(float(a[0]["loss"]))
     run(jax.random.key(0), {"lr": jnp.float32(3e-3)})
     assert run._cache_size() == 1
+
+
+def test_recall_grid_shapes_and_the_best_lr_reading():
+    """One tiny grid: dims (mixer, width, pairs, lr, seed); the best-lr reading picks, per setting, the lr whose
+    seed-mean accuracy is highest (checked against a NumPy argmax over the same numbers)."""
+    from sims.mqar import best_lr, recall_grid
+    task = MQARConfig(n_keys=8, n_values=8, n_pairs=1, n_queries=1, seq_len=12, d_model=16, n_steps=4, log_every=2,
+                      batch=4, eval_batch=8)
+    ds = recall_grid(task, ["softmax", "retnet"], [8, 16], [2, 4], [1e-3, 1e-2], seeds=2, key=jax.random.key(0))
+    assert ds.accuracy.dims == ("mixer", "width", "pairs", "lr", "seed")
+    assert ds.accuracy.shape == (2, 2, 2, 2, 2) and ds.attrs["seq_len"] == 12
+    a = ds.accuracy.values
+    acc, lr = best_lr(ds)
+    i = np.argmax(a.mean(-1), axis=-1)
+    np.testing.assert_array_equal(acc.values, np.take_along_axis(a, i[..., None, None], 3)[..., 0, :])
+    np.testing.assert_array_equal(lr.values, np.asarray([1e-3, 1e-2])[i])
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"mixers": ["softmax", "softmax"]}, "mixers"), ({"mixers": ["relu"]}, "mixers"), ({"widths": []}, "widths"),
+    ({"lrs": [-1.0]}, "lrs"), ({"pairs": [8]}, "seq_len"), ({"widths": [15]}, "n_heads"),
+])
+def test_recall_grid_refuses_bad_input_before_computing(kw, name):
+    from sims.mqar import recall_grid
+    task = MQARConfig(n_keys=8, n_values=8, n_pairs=1, n_queries=1, seq_len=12, d_model=16, n_steps=4, log_every=2)
+    args = {"mixers": ["softmax"], "widths": [16], "pairs": [2], "lrs": [1e-3], **kw}
+    with pytest.raises(ValueError, match=name):
+        recall_grid(task, args["mixers"], args["widths"], args["pairs"], args["lrs"], seeds=2, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("item, needle", [
+    ("task.d_model=32", "set by the figure"), ("pairs=20", "n_keys"), ("pairs=9", "seq_len"),
+    ("widths=31", "n_heads"), ("widths=32,32", "widths"), ("mixers=relu", "mixers"), ("seeds=1", "seeds"),
+])
+def test_the_figure_refuses_what_it_sets_and_bad_grids(item, needle):
+    from figures._overrides import UserError, overrides
+    from figures.mqar_recall import PRESETS
+    with pytest.raises((UserError, ValueError), match=needle):
+        overrides(PRESETS["quick"], item)

@@ -42,7 +42,7 @@ def test_most_frequent_characters_are_space_e_t():
     top = [vocab[i] for i in np.argsort(-pi)[:3]]
     assert top == [" ", "e", "t"]
     np.testing.assert_allclose(np.sort(pi)[::-1][:3], [0.152, 0.085, 0.060], atol=0.005)
-    _, mask, first = source_of(BBConfig())
+    _, mask, first = source_of(BBConfig(data="shakespeare"))
     assert [vocab[i] for i in np.flatnonzero(mask)] == [" ", "e", "t"]  # the triggers (vocab order)
     assert first[mask].sum() == 0 and abs(first.sum() - 1) < 1e-12
 
@@ -93,7 +93,8 @@ def test_missing_or_corrupt_file_names_it_and_the_rebuild_command(tmp_path):
     (lambda: BBConfig(k_triggers=0), "k_triggers"),
     (lambda: BBConfig(k_triggers=65), "k_triggers"),
     (lambda: tb.triggers_of(bd.shakespeare_bigram()[0], 0), "k"),
-    (lambda: BBConfig(V=64), "V must be 65 with data='shakespeare'"),
+    (lambda: BBConfig(V=64, data="shakespeare"), "V must be 65 with data='shakespeare'"),
+    (lambda: BBConfig(V=64), "V must be 65 with data='authors'"),
     (lambda: BBConfig(data="tiny"), "data"),
 ])
 def test_bad_input(make, needle):
@@ -106,7 +107,7 @@ def test_a_small_model_learns_the_shakespeare_bigram():
     evaluation positions). Bound: the model must capture >= 80% of the information the bigram carries beyond the
     unigram, excess <= 0.2 (H_unigram - H_bigram) (here ~0.3 nats) after 600 AdamW steps of a d = 32 model; the
     untrained model sits above H_unigram. Measured: see the assertion message."""
-    cfg = BBConfig(seq_len=16, batch=32, d_model=32, n_steps=600, log_every=300, eval_batch=64)
+    cfg = BBConfig(data="shakespeare", seq_len=16, batch=32, d_model=32, n_steps=600, log_every=300, eval_batch=64)
     ds = sweep(sim(cfg), {"lr": [1e-2]}, seeds=1, key=jax.random.key(0), progress=False)
     P, _ = bd.shakespeare_bigram()
     pi = tb.stationary(P)
