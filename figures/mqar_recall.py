@@ -93,8 +93,8 @@ def claims(ds, cfg):
         ok = worst > SOLVED
         out.append(Claim(
             id="softmax_solves",
-            statement=f"softmax attention solves MQAR at every width and pair count tried (accuracy > {SOLVED} in every "
-                      "seed)",
+            statement=f"softmax attention solves MQAR at every width and pair count tried (accuracy > {SOLVED} in "
+                      "every seed)",
             theory="Zoology Fig. 2: attention keeps every pair (its cache grows with the sequence)",
             measured=rows, statistic=f"min over settings and seeds ({fmt(worst, 3)}) > {SOLVED}", passed=bool(ok),
             finding="" if ok else (

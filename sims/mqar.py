@@ -156,7 +156,6 @@ def recall_grid(task: MQARConfig, mixers, widths, pairs, lrs, *, seeds: int, key
     Returns an ``xarray.Dataset`` with ``accuracy`` and ``loss`` (the final evaluation, dims mixer, width, pairs,
     lr, seed), ``accuracy_traj`` (with ``step``) and ``diverged``. Zoology's protocol reads the best lr per setting
     (:func:`best_lr`)."""
-    import numpy as np
     import xarray as xr
 
     from sims.sweep import sweep
