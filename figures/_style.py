@@ -32,3 +32,10 @@ def annotate_diverged(fig, n_div: int, n_runs: int) -> None:
     fig.text(0.005, -0.01, f"{n_div} of {n_runs} runs diverged (flagged in the data; see the claims for how each "
              "figure treats them)",
              color="C3", fontsize=8, ha="left", va="top")
+
+
+def footnote(fig, text: str, fontsize: float = 7) -> None:
+    """``text`` under the axes, wrapped to the figure's width (the caption line a PNG carries with it)."""
+    import textwrap
+    width = max(40, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))  # characters per line at this font size
+    fig.text(0.5, -0.01, textwrap.fill(text, width), ha="center", va="top", fontsize=fontsize)

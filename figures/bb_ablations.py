@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
+from figures._style import footnote
 from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, train
 
 NAME = "bb_ablations"
@@ -156,8 +157,7 @@ def plot(ds, cfg):
     axs[1].set_title("attention sink")
     axs[2].set_title("value drain")
     axs[2].legend(fontsize=7)
-    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
-             wrap=True)
+    footnote(fig, f"Chain: {cfg.sim.data!r}. " + METRIC_DEFINITIONS)
     return fig
 
 

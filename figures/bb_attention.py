@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Regime, Validated, fmt, overrides, param
+from figures._style import footnote
 from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, source_of, train
 from theory import bigram as tb
 
@@ -195,8 +196,7 @@ def plot(ds, cfg):
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center left")
-    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
-             wrap=True)
+    footnote(fig, f"Chain: {cfg.sim.data!r}. " + METRIC_DEFINITIONS)
     return fig
 
 

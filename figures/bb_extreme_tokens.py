@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
+from figures._style import footnote
 from sims.bigram_backcopy import LAYER_METRICS, METRIC_DEFINITIONS, BBConfig, train
 
 NAME = "bb_extreme_tokens"
@@ -286,8 +287,7 @@ def plot(ds, cfg):
     fig.suptitle(f"{cfg.sim.n_layers}-layer Bigram-Backcopy models ({cfg.sim.data} chain), $d={cfg.sim.d_model}$, "
                  f"{cfg.seeds} seeds per variant",
                  fontsize=10)
-    fig.text(0.5, -0.02, f"{cfg.sim.data} chain. " + METRIC_DEFINITIONS, ha="center", va="top", fontsize=7,
-             wrap=True)
+    footnote(fig, f"Chain: {cfg.sim.data!r}. " + METRIC_DEFINITIONS)
     return fig
 
 
