@@ -24,8 +24,7 @@ from figures._core import (
     param,
 )
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
-from sims.char_lm import CharLMConfig, sim
-from sims.sweep import sweep
+from sims.char_lm import CharLMConfig, branch
 
 NAME = "text_junk"
 DESCRIPTION = "char LM: clean held-out loss and context use vs the junk ratio of continued training, and after healing"
@@ -75,9 +74,10 @@ PRESETS = {
 
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # one key: the same pretraining and windows at every ratio (paired)
-    ds = sweep(sim(cfg.sim), {"junk_ratio": list(cfg.ratios)}, fixed={"lr": cfg.lr,
-                                                                       "warmup_steps": float(cfg.warmup_steps)},
-               seeds=cfg.seeds, key=key)
+    # the ratios act from junk_start on: the clean pretraining is trained once per seed and shared (sims.char_lm.branch)
+    ds = branch(cfg.sim, {"junk_ratio": list(cfg.ratios)}, cfg.sim.junk_start,
+                fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds, key=key)
+    ds = ds.swap_dims({"point": "junk_ratio"})
     if ds.diverged.any():
         raise Diverged(f"{int(ds.diverged.sum())} char-LM runs diverged at lr {cfg.lr:g}")
     return ds

@@ -14,7 +14,7 @@ import xarray as xr
 from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, fmt, mean_se, overrides, param
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims import schedules as S
-from sims.char_lm import CharLMConfig, sim
+from sims.char_lm import CharLMConfig, branch, sim
 from sims.sweep import sweep
 
 NAME = "text_rewarm"
@@ -83,8 +83,9 @@ def arms(cfg) -> dict:
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # one key: the same pretraining per seed in every arm
     a = arms(cfg)
-    ds = sweep(sim(cfg.sim), {"rewarm_peak": [v[0] for v in a.values()], "rewarm_warmup": [v[1] for v in a.values()]},
-               mode="zip", fixed={"lr": cfg.lr, "final_ratio": cfg.final_ratio}, seeds=cfg.seeds, key=key)
+    # the arms differ from the switch on: pretraining is trained once per seed and shared (sims.char_lm.branch)
+    ds = branch(cfg.sim, {"rewarm_peak": [v[0] for v in a.values()], "rewarm_warmup": [v[1] for v in a.values()]},
+                cfg.sim.switch_step, fixed={"lr": cfg.lr, "final_ratio": cfg.final_ratio}, seeds=cfg.seeds, key=key)
     ds = ds.rename({"point": "arm"}).assign_coords(arm=list(a))
     n2 = cfg.sim.n_steps - cfg.sim.switch_step
     scratch_cfg = dataclasses.replace(cfg.sim, n_steps=n2, switch_step=0, train_genre=cfg.sim.second_genre,

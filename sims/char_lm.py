@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from sims import bigram_data as bd
@@ -56,7 +57,8 @@ from sims.config import Config, param
 from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from sims.transformer import TransformerConfig, apply, init
 
-__all__ = ["CharLMConfig", "make_run", "sim", "evaluation_set", "junk_chain", "optimizer", "SWEEP_DIMS", "CLASSES"]
+__all__ = ["CharLMConfig", "make_run", "sim", "branch", "evaluation_set", "junk_chain", "optimizer", "SWEEP_DIMS",
+           "CLASSES"]
 
 CLASSES = ("det", "mid", "unc")
 SWEEP_DIMS = MappingProxyType({"loss_by_position": ("position",), "loss_by_char": ("char",)})
@@ -168,6 +170,13 @@ def optimizer(cfg: CharLMConfig, schedule):
 @functools.cache
 def make_run(cfg: CharLMConfig):
     """``run(key, hparams) -> (final, traj)`` for the sweep engine (cached per cfg)."""
+    return _runner(cfg)
+
+
+def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None):
+    """The run function of :func:`make_run`; ``span`` runs only steps ``span[0]..span[1]-1`` (and, stopping before
+    ``n_steps``, returns the state as one flat vector ``final["state"]``); ``resume = (key, states)`` starts from
+    ``states[hp["seed_index"]]`` with the random stream of seed ``seed_index`` of ``key`` (see :func:`branch`)."""
     mcfg = cfg.model()
     text = td.shakespeare_plays().select("train", cfg.train_genre)
     text2 = td.shakespeare_plays().select("train", cfg.second_genre) if cfg.switch_step else None
@@ -185,6 +194,8 @@ def make_run(cfg: CharLMConfig):
     char_count = onehot_y.sum((0, 1))
 
     def run(key, hp):
+        if resume is not None:  # the seed's own key: its stream continues where the shared prefix stopped
+            key = jax.random.fold_in(resume[0], hp["seed_index"].astype(jnp.int32))
         k_init, k_train = jax.random.split(key)
         params, unravel = ravel_pytree(init(k_init, mcfg))
         if cfg.switch_step and "rewarm_peak" in hp:
@@ -221,8 +232,14 @@ def make_run(cfg: CharLMConfig):
             m = jnp.einsum("bp,bpk->k", nll(state[0], x_ev, y_ev), M, precision=jax.lax.Precision.HIGHEST)
             return {**{n: m[i] for i, n in enumerate(names)}, "lr_t": sched(t)}
 
-        res = scan_with_records(k_train, step, (params, opt.init(params)), record, n_steps=cfg.n_steps,
-                                log_every=cfg.log_every, bound=1e6)
+        state0 = (params, opt.init(params))
+        flat0, unflat = ravel_pytree(state0)
+        if resume is not None:
+            state0 = unflat(jnp.asarray(resume[1])[hp["seed_index"].astype(jnp.int32)])
+        res = scan_with_records(k_train, step, state0, record, n_steps=cfg.n_steps,
+                                log_every=cfg.log_every, bound=1e6, span=span)
+        if span is not None and span[1] < cfg.n_steps:
+            return {"diverged_step": res.diverged_step, "state": ravel_pytree(res.state)[0]}, res.traj
         per = nll(res.state[0], x_ev, y_ev)
         by_char = jnp.einsum("bp,bpc->c", per, onehot_y, precision=jax.lax.Precision.HIGHEST)
         final = {"diverged_step": res.diverged_step, "loss_by_position": per.mean(0),
@@ -235,3 +252,63 @@ def make_run(cfg: CharLMConfig):
 def sim(cfg: CharLMConfig) -> Sim:
     """The sweep bundle of ``cfg``: ``sweep(sim(cfg), axes, seeds=..., key=...)``."""
     return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)
+
+
+def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None) -> xr.Dataset:
+    """``sweep(sim(cfg), axes, mode="zip", fixed=fixed, seeds=seeds, key=key)`` for arms that are the same run up to
+    step ``at`` (a record step): the shared prefix is trained ONCE per seed and every arm continues from it, with its
+    own hparams and the seed's own random stream (:func:`sims.engine.loop.scan_with_records`'s ``span``), so the
+    arms cost ``n_steps - at`` steps each instead of ``n_steps``. The caller vouches that the hparams of ``axes`` act
+    only from step ``at`` on (e.g. a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``); the
+    prefix runs with the first arm's. Returns the Dataset the plain sweep returns (dims ``point``, ``seed``,
+    ``step``), up to float rounding (the arms run in a batch of another shape)."""
+    import hashlib
+
+    from sims.sweep import sweep
+
+    fixed = dict(fixed or {})
+    if at % cfg.log_every or not 0 < at < cfg.n_steps:
+        raise ValueError(f"at={at} is out of range: must be a multiple of log_every ({cfg.log_every}) in "
+                         f"(0, n_steps={cfg.n_steps})")
+    lens = {len(v) for v in axes.values()}
+    if len(lens) != 1:
+        raise ValueError(f"axes must be equal-length lists (zipped arms), got lengths {sorted(lens)}")
+    n_arms = lens.pop()
+    first = {k: v[0] for k, v in axes.items()}
+    steps = cfg.steps()
+    pre = Sim(_runner(cfg, span=(0, at)), {"char_lm": dataclasses.asdict(cfg), "prefix_until": at},
+              steps[steps <= at], {"state": ("flat",)}, at)
+    p = sweep(pre, {k: [v] for k, v in first.items()}, fixed=fixed, seeds=seeds, key=key, progress=False)
+    p = p.isel({k: 0 for k in first})
+    states = np.asarray(p.state.values, np.float32)  # (seed, flat)
+    sha = hashlib.sha256(states.tobytes()).hexdigest()[:16]
+    post = Sim(_runner(cfg, span=(at, cfg.n_steps), resume=(key, states)),
+               {"char_lm": dataclasses.asdict(cfg), "resume_at": at, "prefix_state_sha256": sha},
+               steps[steps >= at], SWEEP_DIMS, cfg.n_steps - at)
+    idx = {k: [v for v in vals for _ in range(seeds)] for k, vals in axes.items()}
+    idx["seed_index"] = [float(s) for _ in range(n_arms) for s in range(seeds)]
+    q = sweep(post, idx, mode="zip", fixed=fixed, seeds=1, key=key, progress=False).isel(seed=0, drop=True)
+    q = q.drop_vars([c for c in q.coords if c not in ("step",) and c not in q.dims], errors="ignore")
+
+    def per_arm(v):  # (point = arm x seed, ...) -> (point = arm, seed, ...)
+        a = v.values.reshape((n_arms, seeds) + v.shape[1:])
+        return xr.DataArray(a, dims=("point", "seed") + v.dims[1:])
+
+    out = xr.Dataset()
+    for name, v in q.data_vars.items():
+        w = per_arm(v)
+        if "step" in v.dims and name in p:
+            head = p[name].sel(step=p.step[p.step < at])  # (seed, step): the shared prefix
+            head = head.expand_dims(point=n_arms).transpose("point", "seed", "step", ...)
+            w = xr.concat([head.drop_vars([c for c in head.coords if c != "step"]), w.assign_coords(step=v.step)],
+                          "step")
+        out[name] = w
+    div_pre = p.diverged_step.values  # a divergence in the shared prefix is every arm's
+    if "diverged_step" in out:
+        d = out.diverged_step.values
+        out["diverged_step"] = (("point", "seed"), np.where(div_pre[None, :] >= 0, div_pre[None, :], d))
+        out["diverged"] = out.diverged_step >= 0
+    out = out.assign_coords(step=steps, seed=np.arange(seeds), **{k: ("point", list(v)) for k, v in axes.items()})
+    out.attrs.update(q.attrs)
+    out.attrs["branch_at"] = at
+    return out

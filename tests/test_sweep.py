@@ -495,3 +495,24 @@ def test_the_chunk_thread_keeps_the_callers_jax_context():
     assert ds.loss.dtype == np.float64 and ds.attrs["x64"] == 1
     ds = sw.sweep(make_run(cfg), {"lr": [0.1]}, seeds=2, key=jax.random.key(0), steps=cfg.steps(), progress=False)
     assert ds.loss.dtype == np.float32
+
+
+def test_a_loop_split_at_a_record_step_continues_the_same_random_stream():
+    """``span``: running steps [0, 40) and then [40, 100) from the state after 40 steps gives exactly the whole loop's
+    state and records (a random walk: every step adds its own key's normal draw; equality is exact, float32), and
+    a span off the record grid is refused."""
+    key = jax.random.key(3)
+
+    def step(k, s, t):
+        return s + jax.random.normal(k) * (1 + t)
+
+    rec = lambda s, t: {"x": s, "t": t}  # noqa: E731
+    whole = sw.scan_with_records(key, step, jnp.zeros(()), rec, n_steps=100, log_every=10)
+    a = sw.scan_with_records(key, step, jnp.zeros(()), rec, n_steps=100, log_every=10, span=(0, 40))
+    b = sw.scan_with_records(key, step, a.state, rec, n_steps=100, log_every=10, span=(40, 100))
+    assert float(b.state) == float(whole.state)
+    np.testing.assert_array_equal(np.concatenate([a.traj["x"][:-1], b.traj["x"]]), whole.traj["x"])
+    np.testing.assert_array_equal(b.traj["t"], np.arange(40, 101, 10))
+    for bad in ((0, 45), (50, 40), (0, 110)):
+        with pytest.raises(ValueError, match="span"):
+            sw.scan_with_records(key, step, jnp.zeros(()), rec, n_steps=100, log_every=10, span=bad)

@@ -237,3 +237,23 @@ def test_the_gla_mixer_trains_on_text_too():
     first, last = float(ds.loss.isel(step=0).item()), float(ds.loss.isel(step=-1).item())
     assert not ds.diverged.any() and np.isfinite(last)
     assert first - last > 1.0, (first, last)
+
+
+def test_branching_at_a_shared_prefix_is_the_plain_sweep():
+    """``char_lm.branch``: arms that differ only from step ``at`` on (junk ratios from junk_start), their prefix trained
+    once per seed, give the plain zipped sweep's records and final losses to float32 rounding (the arms run in a batch
+    of another shape: bound 1e-5 nats after 60 AdamW steps), with the same dims; ``at`` off the record grid refused."""
+    from sims.char_lm import branch, sim
+    from sims.sweep import sweep
+    cfg = CharLMConfig(d_model=16, n_layers=1, n_heads=1, seq_len=16, batch=4, n_steps=60, log_every=10,
+                       junk_start=20, junk_steps=20, eval_windows=16)
+    key, fixed, axes = jax.random.key(0), {"lr": 3e-3, "warmup_steps": 5.0}, {"junk_ratio": [0.0, 0.5, 1.0]}
+    a = sweep(sim(cfg), axes, mode="zip", fixed=fixed, seeds=2, key=key, progress=False)
+    b = branch(cfg, axes, 20, seeds=2, key=key, fixed=fixed)
+    assert a.loss.dims == b.loss.dims and a.loss.shape == b.loss.shape == (3, 2, 7)
+    np.testing.assert_allclose(b.loss.values, a.loss.values, atol=1e-5)
+    np.testing.assert_allclose(b.loss_by_position.values, a.loss_by_position.values, atol=1e-5)
+    np.testing.assert_array_equal(b.junk_ratio.values, [0.0, 0.5, 1.0])
+    assert not b.diverged.any() and b.attrs["branch_at"] == 20
+    with pytest.raises(ValueError, match="at=25"):
+        branch(cfg, axes, 25, seeds=2, key=key, fixed=fixed)

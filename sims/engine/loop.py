@@ -90,6 +90,7 @@ def scan_with_records(
     noise: Callable[[Array, int], Any] | None = None,
     noise_chunk: int | None = None,
     unroll: int = 1,
+    span: tuple[int, int] | None = None,
 ) -> LoopOut:
     """Run ``state <- step_fn(rand_t, state, t)`` for ``t = 0..n_steps-1`` and record.
 
@@ -102,9 +103,19 @@ def scan_with_records(
     divergence step is exact (checked every step): the first ``t + 1`` whose state is non-finite
     or has a leaf with ``|x| > bound``. With ``freeze_on_divergence`` the state stops updating
     from then on (records keep the last bad state) so that a diverged run costs no NaN storms.
+
+    ``span=(start, stop)`` (multiples of ``log_every``): run only steps ``start..stop-1`` of the ``n_steps`` loop, from
+    ``init_state`` taken as the state after ``start`` steps, with the same per-step randomness and ``t`` as the whole
+    loop; records at ``start, start + log_every, ..., stop``. A run split at a record step (a branch point shared by
+    several continuations) thus continues its own random stream. A divergence before ``start`` is the caller's.
     """
     check_loop(n_steps, log_every)
+    start, stop = span or (0, n_steps)
+    if not (0 <= start < stop <= n_steps) or start % log_every or stop % log_every:
+        raise ValueError(f"span ({start}, {stop}) must satisfy 0 <= start < stop <= n_steps ({n_steps}), both "
+                         f"multiples of log_every ({log_every})")
     n_blocks = n_steps // log_every
+    b_lo, b_hi = start // log_every, stop // log_every
     tick_every = max(1, n_blocks // progress.TICKS)
     hub = progress.current_hub()  # the sweep program being traced, if any (progress only: no numbers depend on it)
 
@@ -137,7 +148,7 @@ def scan_with_records(
         js = jnp.arange(n_sub, dtype=jnp.int32)
         carry, _ = jax.lax.scan(sub_block, carry, (js, jnp.full((n_sub,), b, jnp.int32)))
         if hub is not None:  # the block index only: one call per vmapped chunk, reads no state
-            jax.lax.cond(((b + 1) % tick_every == 0) | (b == n_blocks - 1),
+            jax.lax.cond(((b + 1) % tick_every == 0) | (b == b_hi - 1),
                          lambda: jax.debug.callback(hub.tick, b, ordered=False), lambda: None)
         return carry
 
@@ -145,11 +156,11 @@ def scan_with_records(
         # record the state after b blocks, then run block b (none after the last record): one copy of record_fn
         # in the compiled program instead of two (a record before the loop and one in it), the same numbers
         rec = record_fn(carry[0], b * log_every)
-        carry = jax.lax.cond(b < n_blocks, run_block, lambda c, _: c, carry, b)
+        carry = jax.lax.cond(b < b_hi, run_block, lambda c, _: c, carry, b)
         return carry, rec
 
-    div0 = jnp.where(_bad(init_state, bound), 0, -1).astype(jnp.int32)
-    (state, div), traj = jax.lax.scan(block, (init_state, div0), jnp.arange(n_blocks + 1, dtype=jnp.int32))
+    div0 = jnp.where(_bad(init_state, bound), start, -1).astype(jnp.int32)
+    (state, div), traj = jax.lax.scan(block, (init_state, div0), jnp.arange(b_lo, b_hi + 1, dtype=jnp.int32))
     return LoopOut(state, traj, div)
 
 
