@@ -16,7 +16,7 @@ from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, f
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims import schedules as S
 from sims import text_data as td
-from sims.char_lm import CharLMConfig, sim
+from sims.char_lm import CharLMConfig, branch, sim
 from sims.sweep import sweep
 from sims.tune import tune_lr
 
@@ -72,11 +72,21 @@ def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # one key: every (schedule, lr) sees the same windows (paired comparisons)
     runs: dict = {}
 
+    at = round((1 - cfg.decay_fraction) * cfg.sim.n_steps)  # WSD's decay starts: before it, WSD is the constant run
+
     def run(pairs):
-        hp = [_hparams(s, lr, cfg) for s, lr in pairs]
-        ds = sweep(sim(cfg.sim), {k: [h[k] for h in hp] for k in hp[0]}, mode="zip", seeds=cfg.seeds, key=key)
-        for i, p in enumerate(pairs):
-            runs[p] = ds.isel(point=i).drop_vars(["point", *hp[0]], errors="ignore")
+        # constant and WSD at the same peak lr share their first `at` steps: trained once (sims.char_lm.branch)
+        lrs = [lr for s, lr in pairs if s == "constant"]
+        twin = [p for p in pairs if p[0] != "cosine" and p[1] in lrs and ("WSD", p[1]) in pairs]
+        for group, shared in ((twin, True), ([p for p in pairs if p not in twin], False)):
+            if not group:
+                continue
+            hp = [_hparams(s, lr, cfg) for s, lr in group]
+            axes = {k: [h[k] for h in hp] for k in hp[0]}
+            ds = (branch(cfg.sim, axes, at, shared=("lr",), seeds=cfg.seeds, key=key) if shared else
+                  sweep(sim(cfg.sim), axes, mode="zip", seeds=cfg.seeds, key=key))
+            for i, p in enumerate(group):
+                runs[p] = ds.isel(point=i).drop_vars(["point", *hp[0]], errors="ignore")
 
     run([(s, lr) for s in SCHEDULES for lr in cfg.lrs])
 

@@ -175,8 +175,9 @@ def make_run(cfg: CharLMConfig):
 
 def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None):
     """The run function of :func:`make_run`; ``span`` runs only steps ``span[0]..span[1]-1`` (and, stopping before
-    ``n_steps``, returns the state as one flat vector ``final["state"]``); ``resume = (key, states)`` starts from
-    ``states[hp["seed_index"]]`` with the random stream of seed ``seed_index`` of ``key`` (see :func:`branch`)."""
+    ``n_steps``, returns the state as one flat vector ``final["state"]``); ``resume = (key, states, seeds)`` starts
+    from ``states[hp["prefix_index"] * seeds + hp["seed_index"]]`` with the random stream of seed ``seed_index`` of
+    ``key`` (see :func:`branch`)."""
     mcfg = cfg.model()
     text = td.shakespeare_plays().select("train", cfg.train_genre)
     text2 = td.shakespeare_plays().select("train", cfg.second_genre) if cfg.switch_step else None
@@ -196,6 +197,7 @@ def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None)
     def run(key, hp):
         if resume is not None:  # the seed's own key: its stream continues where the shared prefix stopped
             key = jax.random.fold_in(resume[0], hp["seed_index"].astype(jnp.int32))
+            row = hp["prefix_index"].astype(jnp.int32) * resume[2] + hp["seed_index"].astype(jnp.int32)
         k_init, k_train = jax.random.split(key)
         params, unravel = ravel_pytree(init(k_init, mcfg))
         if cfg.switch_step and "rewarm_peak" in hp:
@@ -235,7 +237,7 @@ def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None)
         state0 = (params, opt.init(params))
         flat0, unflat = ravel_pytree(state0)
         if resume is not None:
-            state0 = unflat(jnp.asarray(resume[1])[hp["seed_index"].astype(jnp.int32)])
+            state0 = unflat(jnp.asarray(resume[1])[row])
         res = scan_with_records(k_train, step, state0, record, n_steps=cfg.n_steps,
                                 log_every=cfg.log_every, bound=1e6, span=span)
         if span is not None and span[1] < cfg.n_steps:
@@ -254,14 +256,16 @@ def sim(cfg: CharLMConfig) -> Sim:
     return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)
 
 
-def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None) -> xr.Dataset:
+def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None,
+           shared: tuple[str, ...] = ()) -> xr.Dataset:
     """``sweep(sim(cfg), axes, mode="zip", fixed=fixed, seeds=seeds, key=key)`` for arms that are the same run up to
-    step ``at`` (a record step): the shared prefix is trained ONCE per seed and every arm continues from it, with its
-    own hparams and the seed's own random stream (:func:`sims.engine.loop.scan_with_records`'s ``span``), so the
-    arms cost ``n_steps - at`` steps each instead of ``n_steps``. The caller vouches that the hparams of ``axes`` act
-    only from step ``at`` on (e.g. a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``); the
-    prefix runs with the first arm's. Returns the Dataset the plain sweep returns (dims ``point``, ``seed``,
-    ``step``), up to float rounding (the arms run in a batch of another shape)."""
+    step ``at`` (a record step): each distinct prefix is trained ONCE per seed and its arms continue from it, with
+    their own hparams and the seed's own random stream (:func:`sims.engine.loop.scan_with_records`'s ``span``), so an
+    arm costs ``n_steps - at`` steps instead of ``n_steps``. Arms with equal values of the ``shared`` hparams share a
+    prefix (none: all arms share one), run with the first such arm's hparams; the caller vouches that the other
+    hparams act only from step ``at`` on (a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``,
+    WSD's decay from its start). Returns the Dataset the plain sweep returns (dims ``point``, ``seed``, ``step``), up
+    to float rounding (the arms run in a batch of another shape)."""
     import hashlib
 
     from sims.sweep import sweep
@@ -273,20 +277,27 @@ def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: di
     lens = {len(v) for v in axes.values()}
     if len(lens) != 1:
         raise ValueError(f"axes must be equal-length lists (zipped arms), got lengths {sorted(lens)}")
+    bad = [k for k in shared if k not in axes]
+    if bad:
+        raise ValueError(f"shared names hparams that are not axes: {bad}")
     n_arms = lens.pop()
-    first = {k: v[0] for k, v in axes.items()}
+    gkey = [tuple(float(axes[k][i]) for k in shared) for i in range(n_arms)]
+    groups = list(dict.fromkeys(gkey))
+    group_of = [groups.index(g) for g in gkey]
+    leader = [group_of.index(g) for g in range(len(groups))]  # each prefix runs with its first arm's hparams
     steps = cfg.steps()
     pre = Sim(_runner(cfg, span=(0, at)), {"char_lm": dataclasses.asdict(cfg), "prefix_until": at},
               steps[steps <= at], {"state": ("flat",)}, at)
-    p = sweep(pre, {k: [v] for k, v in first.items()}, fixed=fixed, seeds=seeds, key=key, progress=False)
-    p = p.isel({k: 0 for k in first})
-    states = np.asarray(p.state.values, np.float32)  # (seed, flat)
+    p = sweep(pre, {k: [v[i] for i in leader] for k, v in axes.items()}, mode="zip", fixed=fixed, seeds=seeds,
+              key=key, progress=False)  # (point = prefix, seed, ...)
+    states = np.asarray(p.state.values, np.float32).reshape(len(groups) * seeds, -1)  # row g * seeds + s
     sha = hashlib.sha256(states.tobytes()).hexdigest()[:16]
-    post = Sim(_runner(cfg, span=(at, cfg.n_steps), resume=(key, states)),
+    post = Sim(_runner(cfg, span=(at, cfg.n_steps), resume=(key, states, seeds)),
                {"char_lm": dataclasses.asdict(cfg), "resume_at": at, "prefix_state_sha256": sha},
                steps[steps >= at], SWEEP_DIMS, cfg.n_steps - at)
     idx = {k: [v for v in vals for _ in range(seeds)] for k, vals in axes.items()}
     idx["seed_index"] = [float(s) for _ in range(n_arms) for s in range(seeds)]
+    idx["prefix_index"] = [float(group_of[i]) for i in range(n_arms) for _ in range(seeds)]
     q = sweep(post, idx, mode="zip", fixed=fixed, seeds=1, key=key, progress=False).isel(seed=0, drop=True)
     q = q.drop_vars([c for c in q.coords if c not in ("step",) and c not in q.dims], errors="ignore")
 
@@ -298,15 +309,15 @@ def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: di
     for name, v in q.data_vars.items():
         w = per_arm(v)
         if "step" in v.dims and name in p:
-            head = p[name].sel(step=p.step[p.step < at])  # (seed, step): the shared prefix
-            head = head.expand_dims(point=n_arms).transpose("point", "seed", "step", ...)
+            head = p[name].sel(step=p.step[p.step < at]).isel(point=group_of)  # each arm's prefix
+            head = head.transpose("point", "seed", "step", ...)
             w = xr.concat([head.drop_vars([c for c in head.coords if c != "step"]), w.assign_coords(step=v.step)],
                           "step")
         out[name] = w
-    div_pre = p.diverged_step.values  # a divergence in the shared prefix is every arm's
+    div_pre = p.diverged_step.values[group_of]  # (arm, seed): a divergence in a prefix is its arms'
     if "diverged_step" in out:
         d = out.diverged_step.values
-        out["diverged_step"] = (("point", "seed"), np.where(div_pre[None, :] >= 0, div_pre[None, :], d))
+        out["diverged_step"] = (("point", "seed"), np.where(div_pre >= 0, div_pre, d))
         out["diverged"] = out.diverged_step >= 0
     out = out.assign_coords(step=steps, seed=np.arange(seeds), **{k: ("point", list(v)) for k, v in axes.items()})
     out.attrs.update(q.attrs)

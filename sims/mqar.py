@@ -179,7 +179,8 @@ def recall_grid(task: MQARConfig, mixers, widths, pairs, lrs, *, seeds: int, key
         rows.append(xr.Dataset({"accuracy": fin.accuracy.drop_vars("step"), "loss": fin.loss.drop_vars("step"),
                                 "accuracy_traj": ds.accuracy, "diverged": ds.diverged})
                     .expand_dims(mixer=[m], width=[int(w)], pairs=[int(n)]))
-    out = xr.combine_by_coords(rows)
+    out = xr.combine_by_coords(rows).reindex(mixer=list(mixers), width=[int(w) for w in widths],
+                                             pairs=[int(n) for n in pairs])  # the caller's order
     out.attrs.update(seq_len=L, capacity_per_layer="d_model pairs (state_capacity)",
                      accuracy_chance=float(1.0 / task.n_values))
     return out.transpose("mixer", "width", "pairs", "lr", "seed", ...)

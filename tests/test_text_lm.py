@@ -257,3 +257,25 @@ def test_branching_at_a_shared_prefix_is_the_plain_sweep():
     assert not b.diverged.any() and b.attrs["branch_at"] == 20
     with pytest.raises(ValueError, match="at=25"):
         branch(cfg, axes, 25, seeds=2, key=key, fixed=fixed)
+
+
+def test_branching_with_a_prefix_per_lr_is_the_plain_sweep():
+    """``shared=("lr",)``: constant and WSD at two peak lrs (WSD decays over the second half) branch at the decay's
+    start, one prefix per lr; records equal the plain sweep's to float32 rounding (1e-5 nats), including the arms'
+    different prefixes (lr 1e-3 vs 3e-3 differ by far more than that)."""
+    from sims import schedules as S
+    from sims.char_lm import branch, sim
+    from sims.sweep import sweep
+    cfg = CharLMConfig(d_model=16, n_layers=1, n_heads=1, seq_len=16, batch=4, n_steps=60, log_every=10,
+                       eval_windows=16)
+    lin = float(S.DECAY_SHAPES.index("linear"))
+    axes = {"lr": [1e-3, 1e-3, 3e-3, 3e-3], "decay_fraction": [0.0, 0.5, 0.0, 0.5], "shape_id": [lin] * 4,
+            "warmup_steps": [5.0] * 4}
+    key = jax.random.key(1)
+    a = sweep(sim(cfg), axes, mode="zip", seeds=2, key=key, progress=False)
+    b = branch(cfg, axes, 30, seeds=2, key=key, shared=("lr",))
+    np.testing.assert_allclose(b.loss.values, a.loss.values, atol=1e-5)
+    np.testing.assert_allclose(b.lr_t.values, a.lr_t.values, rtol=1e-6)
+    assert np.abs(a.loss.values[0, :, 3] - a.loss.values[2, :, 3]).min() > 1e-3  # the two prefixes differ
+    with pytest.raises(ValueError, match="shared"):
+        branch(cfg, axes, 30, seeds=2, key=key, shared=("momentum",))
