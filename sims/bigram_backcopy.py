@@ -126,34 +126,7 @@ METRIC_DEFINITIONS = ("BOS attention: head 0's weight on the BOS token(s), mean 
                       "without BOS (the authors' markov_risk keeps it)")
 
 
-@functools.cache
-def source(V: int, k: int, seed: int, zipf: float, data: str = "zipf"):
-    """(P, trigger mask, law of x1). ``data="authors"`` (the default of :class:`BBConfig`): the chain of the
-    authors' runs (:func:`sims.bigram_data.authors_bigram`: tiny Shakespeare's character bigram, V = 65), with
-    their rules: triggers the k most frequent tokens of the unigram marginal, x1 drawn from the marginal without the
-    triggers (their ``bbm.gen_seq``). ``"shakespeare"``: the character bigram of the 37 plays
-    (:func:`sims.bigram_data.shakespeare_bigram`, V = 65); ``"zipf"``: seeded Zipf-like rows; for these two the
-    triggers are the k most frequent tokens under the stationary law and x1 is drawn from the stationary law
-    without the triggers (the marginal of a long text: the two rules differ by 2e-6 in total variation on the
-    authors' chain). ``seed`` and ``zipf`` act on Zipf only. Both Shakespeare chains have the triggers ' ', 'e', 't'
-    at k = 3."""
-    if data in ("authors", "shakespeare"):
-        P, _, marg = bd.authors_bigram() if data == "authors" else (*bd.shakespeare_bigram(), None)
-        if V != P.shape[0]:
-            raise ValueError(f"V must be {P.shape[0]} for the {data} chain, got {V}")
-    else:
-        P, marg = bd.make_transition(seed, V=V, kind="zipf", zipf=zipf), None
-    if marg is None:
-        trig = tb.triggers_of(P, k)
-        marg = tb.stationary(P)
-    else:
-        if not 0 < k < V:
-            raise ValueError(f"number of triggers k must satisfy 0 < k < V={V}, got {k}")
-        trig = np.sort(np.argsort(-marg, kind="stable")[:k])
-    mask = np.zeros(V, bool)
-    mask[trig] = True
-    first = marg * ~mask
-    return P, mask, first / first.sum()
+source = bd.backcopy_source  # (P, trigger mask, law of x1) of a chain: see sims.bigram_data
 
 
 def source_of(cfg: BBConfig):

@@ -24,11 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.bigram import check_transition, stationary
+from theory.bigram import check_transition, stationary, triggers_of
 
-__all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "authors_bigram", "AUTHORS_FILE", "make_transition", "from_counts",
-           "sample_pairs",
-           "sample_sequences", "mixed_uncertainty"]
+__all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "authors_bigram", "AUTHORS_FILE", "backcopy_source",
+           "make_transition", "from_counts", "sample_pairs", "sample_sequences", "mixed_uncertainty"]
 
 
 def make_transition(seed: int, V: int = 64, kind: str = "dirichlet", alpha: float = 0.1, zipf: float = 1.0):
@@ -200,3 +199,34 @@ def _sequences(key, P, triggers_mask, first_law, batch, length, bos):
 
     _, rest = jax.lax.scan(step, (jnp.full((batch,), bos), x1), u[1:])
     return jnp.concatenate([jnp.full((batch, 1), bos), x1[:, None], rest.T], axis=1)
+
+
+@functools.cache
+def backcopy_source(V: int, k: int, seed: int, zipf: float, data: str = "zipf"):
+    """The Bigram-Backcopy task's chain: (P, trigger mask, law of x1).
+
+    ``data="authors"`` (the default of :class:`sims.bigram_backcopy.BBConfig`): the chain of the authors' runs
+    (:func:`authors_bigram`: tiny Shakespeare's character bigram, V = 65), with their rules: triggers the k most
+    frequent tokens of the unigram marginal, x1 drawn from the marginal without the triggers (their
+    ``bbm.gen_seq``). ``"shakespeare"``: the character bigram of the 37 plays (:func:`shakespeare_bigram`, V = 65);
+    ``"zipf"``: seeded Zipf-like rows; for these two the triggers are the k most frequent tokens under the
+    stationary law and x1 is drawn from the stationary law without the triggers (the marginal of a long text: the
+    two rules differ by 2e-6 in total variation on the authors' chain). ``seed`` and ``zipf`` act on Zipf only.
+    Both Shakespeare chains have the triggers ' ', 'e', 't' at k = 3."""
+    if data in ("authors", "shakespeare"):
+        P, _, marg = authors_bigram() if data == "authors" else (*shakespeare_bigram(), None)
+        if V != P.shape[0]:
+            raise ValueError(f"V must be {P.shape[0]} for the {data} chain, got {V}")
+    else:
+        P, marg = make_transition(seed, V=V, kind="zipf", zipf=zipf), None
+    if marg is None:
+        trig = triggers_of(P, k)
+        marg = stationary(P)
+    else:
+        if not 0 < k < V:
+            raise ValueError(f"number of triggers k must satisfy 0 < k < V={V}, got {k}")
+        trig = np.sort(np.argsort(-marg, kind="stable")[:k])
+    mask = np.zeros(V, bool)
+    mask[trig] = True
+    first = marg * ~mask
+    return P, mask, first / first.sum()

@@ -221,5 +221,5 @@ def test_nested_changes_are_checked_together_in_any_order():
     for sets in (["sim.V=32", "sim.data=zipf"], ["sim.data=zipf", "sim.V=32"]):
         cfg = _core.resolve_config(mod, "quick", None, sets)
         assert (cfg.sim.data, cfg.sim.V) == ("zipf", 32)
-    with pytest.raises(_core.UserError, match="V must be 65 with data='shakespeare'"):
+    with pytest.raises(_core.UserError, match="V must be 65 with data='authors'"):
         _core.resolve_config(mod, "quick", None, ["sim.V=32"])
