@@ -182,7 +182,7 @@ def plot(ds, cfg):
 FIGURE = Figure(
     name=NAME, paper=PAPER, description=DESCRIPTION, config=Config, compute=compute, claims=claims, plot=plot,
     presets={**PRESETS, "tiny": overrides(
-        PRESETS["quick"], "widths=8,16", "pairs=2,4", "mixers=softmax,gla", "task.n_steps=20",
+        PRESETS["quick"], "widths=8", "pairs=2,4", "mixers=softmax,gla", "task.n_steps=20",
         "task.log_every=10", "task.batch=8", "task.eval_batch=16", "task.seq_len=12")},
     not_at_tiny=TRAINED_AT_TINY, regimes={"*": LEARNING},
 )

@@ -89,6 +89,6 @@ task = MQARConfig(n_keys=16, n_values=16, n_pairs=1, n_queries=1, seq_len=24, n_
 tok, tgt, qmask = make_batch(jax.random.key(0), dataclasses.replace(task, n_pairs=4, n_queries=4), 1)
 print("tokens ", np.asarray(tok[0]), "\ntargets", np.where(np.asarray(qmask[0]), np.asarray(tgt[0]), -1))
 grid = recall_grid(task, ["softmax", "gla"] if SMALL else ["softmax", "gla", "retnet", "linear", "lightnet"],
-                   [16] if SMALL else [32, 64], [2, 4] if SMALL else [4, 8], [3e-3], seeds=2, key=jax.random.key(0))
+                   [16] if SMALL else [32, 64], [4] if SMALL else [4, 8], [3e-3], seeds=2, key=jax.random.key(0))
 acc, lr = best_lr(grid)
 print(acc.mean("seed").to_dataframe(name="accuracy").unstack("pairs").round(3))
