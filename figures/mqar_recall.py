@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -78,7 +79,6 @@ LEARNING = Regime("a training budget that gets past MQAR's plateau (task.n_steps
 
 
 def compute(cfg):
-    import jax
     return recall_grid(cfg.task, cfg.mixers, cfg.widths, cfg.pairs, cfg.lrs, seeds=cfg.seeds, key=jax.random.key(0))
 
 

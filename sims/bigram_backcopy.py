@@ -106,7 +106,7 @@ class BBConfig(Config):
     @property
     def n_tokens(self) -> int:
         """The model's vocabulary: the chain's V tokens, the BOS tokens and the delimiter if any."""
-        return self.V + self.bos_num + (self.delimiter_p > 0)
+        return self.V + self.bos_num + (self.delimiter is not None)
 
     def model(self) -> TransformerConfig:
         return TransformerConfig(vocab=self.n_tokens, max_len=self.seq_len, d_model=self.d_model,

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.bigram import check_transition, stationary, triggers_of
+from theory.bigram import check_transition, stationary
 
 __all__ = ["shakespeare_bigram", "SHAKESPEARE_FILE", "authors_bigram", "AUTHORS_FILE", "backcopy_source",
            "make_transition", "from_counts", "sample_pairs", "sample_sequences", "mixed_uncertainty"]
@@ -220,12 +220,10 @@ def backcopy_source(V: int, k: int, seed: int, zipf: float, data: str = "zipf"):
     else:
         P, marg = make_transition(seed, V=V, kind="zipf", zipf=zipf), None
     if marg is None:
-        trig = triggers_of(P, k)
         marg = stationary(P)
-    else:
-        if not 0 < k < V:
-            raise ValueError(f"number of triggers k must satisfy 0 < k < V={V}, got {k}")
-        trig = np.sort(np.argsort(-marg, kind="stable")[:k])
+    if not 0 < k < V:
+        raise ValueError(f"number of triggers k must satisfy 0 < k < V={V}, got {k}")
+    trig = np.sort(np.argsort(-marg, kind="stable")[:k])  # the k most frequent: theory.bigram.triggers_of's rule
     mask = np.zeros(V, bool)
     mask[trig] = True
     first = marg * ~mask

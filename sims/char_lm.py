@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from types import MappingProxyType
 
 import jax
@@ -54,7 +55,7 @@ from sims import bigram_data as bd
 from sims import schedule_specs
 from sims import text_data as td
 from sims.config import Config, param
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
 from sims.transformer import TransformerConfig, apply, init
 
 __all__ = ["CharLMConfig", "make_run", "sim", "branch", "evaluation_set", "junk_chain", "optimizer", "SWEEP_DIMS",
@@ -266,10 +267,6 @@ def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: di
     hparams act only from step ``at`` on (a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``,
     WSD's decay from its start). Returns the Dataset the plain sweep returns (dims ``point``, ``seed``, ``step``), up
     to float rounding (the arms run in a batch of another shape)."""
-    import hashlib
-
-    from sims.sweep import sweep
-
     fixed = dict(fixed or {})
     if at % cfg.log_every or not 0 < at < cfg.n_steps:
         raise ValueError(f"at={at} is out of range: must be a multiple of log_every ({cfg.log_every}) in "

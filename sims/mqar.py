@@ -25,12 +25,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import optax
+import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from sims import schedule_specs
 from sims.config import Config, param
 from sims.schedules import DECAY_SHAPES
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
 from sims.transformer import MIXERS, TransformerConfig, apply, init
 
 __all__ = ["MQARConfig", "make_batch", "make_run", "sim", "state_capacity", "recall_grid", "best_lr"]
@@ -156,9 +157,7 @@ def recall_grid(task: MQARConfig, mixers, widths, pairs, lrs, *, seeds: int, key
     Returns an ``xarray.Dataset`` with ``accuracy`` and ``loss`` (the final evaluation, dims mixer, width, pairs,
     lr, seed), ``accuracy_traj`` (with ``step``) and ``diverged``. Zoology's protocol reads the best lr per setting
     (:func:`best_lr`)."""
-    import xarray as xr
 
-    from sims.sweep import sweep
 
     L = seq_len or task.seq_len
     for name, vals in (("mixers", mixers), ("widths", widths), ("pairs", pairs), ("lrs", lrs)):
