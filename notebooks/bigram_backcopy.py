@@ -73,7 +73,7 @@ from sims.bigram_backcopy import train  # noqa: E402
 
 variants = {"full model": ((), (), ()), "no MLP in layer 0": ((), (0, 2), ()),
             "linear MLP in layer 0": ((0, 2), (), (0,))}
-base = BBConfig(n_layers=3, seq_len=16, batch=32, d_model=32 if SMALL else 64, n_steps=300 if SMALL else 2000,
+base = BBConfig(n_layers=3, seq_len=16, batch=32, d_model=32 if SMALL else 64, n_steps=100 if SMALL else 2000,
                 log_every=100)
 for name, (na, nm, lm) in variants.items():
     d = train(dataclasses.replace(base, no_attn=na, no_mlp=nm, linear_mlp=lm), 3e-3, 2).isel(step=-1)

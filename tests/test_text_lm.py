@@ -147,7 +147,9 @@ def test_bad_config_is_refused(kw, needle):
 def test_a_small_model_learns_english_characters():
     c = td.shakespeare_plays()
     h_bigram = td.bigram_cross_entropy(c.select("train"), c.select("held_out"))
-    cfg = CharLMConfig(d_model=64, n_layers=2, seq_len=64, batch=16, n_steps=800, log_every=400, eval_windows=32)
+    # context 32 (half the quick preset's): the same loss curve per step at half the cost (measured: 2.12 vs 2.13
+    # nats at step 800 over 2 seeds; the bigram's 2.51); the margin is kept
+    cfg = CharLMConfig(d_model=64, n_layers=2, seq_len=32, batch=16, n_steps=800, log_every=400, eval_windows=32)
     ds = sweep(sim(cfg), {"lr": [4e-3], "warmup_steps": [30.0]}, seeds=1, key=jax.random.key(0), progress=False)
     first, last = float(ds.loss.isel(step=0).item()), float(ds.loss.isel(step=-1).item())
     print(f"held-out loss {first:.3f} -> {last:.3f}; bigram cross-entropy {h_bigram:.3f}")
@@ -170,7 +172,9 @@ def test_junk_is_the_training_plays_bigram_and_a_model_fed_only_junk_cannot_beat
     np.testing.assert_allclose(law @ P, law, atol=1e-12)
     c = td.shakespeare_plays()
     h_bigram = td.bigram_cross_entropy(c.select("train"), c.select("held_out"))
-    cfg = CharLMConfig(d_model=64, n_layers=2, seq_len=64, batch=16, n_steps=600, log_every=300, eval_windows=32,
+    # context 32: the junk model has converged onto its plateau by step 500 (2.536 nats at 500 and 600; context 64:
+    # 2.551, 2.549), so the test asks whether it can go below the bigram, not whether it trained long enough
+    cfg = CharLMConfig(d_model=64, n_layers=2, seq_len=32, batch=16, n_steps=600, log_every=300, eval_windows=32,
                        junk_start=0, junk_steps=600)
     ds = sweep(sim(cfg), {"lr": [4e-3], "warmup_steps": [30.0], "junk_ratio": [1.0]}, seeds=1,
                key=jax.random.key(0), progress=False)
