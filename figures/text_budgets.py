@@ -7,6 +7,7 @@ import dataclasses
 import typing
 
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -14,8 +15,8 @@ from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, f
 from figures._text import FULL_MODEL, QUICK_MODEL, TINY_MODEL, refuse_schedule
 from sims import schedule_specs as ss
 from sims import schedules as S
-from sims.char_lm import CharLMConfig, sim
-from sims.sweep import sweep
+from sims.char_lm import CharLMConfig, tree
+from sims.tree import tree_by_schedule
 
 NAME = "text_budgets"
 DESCRIPTION = "char LM: WSD-S / WSD / cyclic cosine checkpoints at several budgets vs a cosine run per budget"
@@ -25,8 +26,8 @@ METHODS = ("WSD-S", "WSD", "cyclic cosine", "cosine per budget")
 
 @dataclasses.dataclass(frozen=True)
 class Config(Validated):
-    """``sim`` is the character LM; every protocol over ``budgets`` is one arm of ONE compiled sweep (the
-    ``("arms", ...)`` schedule spec), each arm run for the longest protocol's steps and read at its checkpoints."""
+    """``sim`` is the character LM; every protocol over ``budgets`` is one arm (the ``("arms", ...)`` schedule spec),
+    run up to its last checkpoint, the pieces that arms run at the same lrs trained once (:func:`sims.tree.tree`)."""
 
     SET_BY_FIGURE: typing.ClassVar[dict] = {"sim.schedule": "the protocols' unit-peak specs (one arm each)",
                                             "sim.n_steps": "the WSD-S protocol's last checkpoint"}
@@ -80,11 +81,26 @@ PRESETS = {
 }
 
 
+def arm_lrs(cfg) -> np.ndarray:
+    """(arm, step 0..n_steps): the lr each arm's run takes (the schedule the char LM builds from its hparams)."""
+    sc = cfg.run_config()
+    t = jnp.arange(sc.n_steps + 1)
+    return np.stack([np.asarray(ss.schedule_for(sc.schedule, {"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps),
+                                                              "arm": a}, sc.n_steps)(t))
+                     for a in range(len(sc.schedule[1]))])
+
+
 def compute(cfg):
     sc = cfg.run_config()
-    ds = sweep(sim(sc), {"arm": list(range(len(sc.schedule[1])))},
-               fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds,
-               key=jax.random.key(cfg.key_seed))  # one key: common random numbers across arms
+    arms = list(range(len(sc.schedule[1])))
+    # the arms differ only by their schedules: a piece two arms run at the same lrs is trained once (sims.tree):
+    # WSD's branches share the main run, WSD's first checkpoint is WSD-S's; each arm stops at its last checkpoint
+    ends = [max(s for a, s in cfg.checkpoints() if a == arm) for arm in arms]
+    cuts, paths = tree_by_schedule(arm_lrs(cfg), ends, sc.log_every)
+    ds = tree(sc, {"arm": [float(a) for a in arms]}, cuts, paths,
+              fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds,
+              key=jax.random.key(cfg.key_seed))  # one key: common random numbers across arms
+    ds = ds.swap_dims(point="arm").assign_coords(arm=arms)
     if ds.diverged.any():
         raise Diverged(f"{int(ds.diverged.sum())} char-LM runs diverged at lr {cfg.lr:g}")
     ck = cfg.checkpoints()

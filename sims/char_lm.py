@@ -54,12 +54,13 @@ from jax.flatten_util import ravel_pytree
 from sims import bigram_data as bd
 from sims import schedule_specs
 from sims import text_data as td
+from sims import tree as _tree
 from sims.config import Config, param
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from sims.transformer import TransformerConfig, apply, init
 
 __all__ = ["CharLMConfig", "make_run", "sim", "branch", "evaluation_set", "junk_chain", "optimizer", "SWEEP_DIMS",
-           "CLASSES"]
+           "CLASSES", "tree"]
 
 CLASSES = ("det", "mid", "unc")
 SWEEP_DIMS = MappingProxyType({"loss_by_position": ("position",), "loss_by_char": ("char",)})
@@ -257,66 +258,38 @@ def sim(cfg: CharLMConfig) -> Sim:
     return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)
 
 
+def _segment(cfg: CharLMConfig):
+    """The :func:`sims.tree.tree` protocol for the char LM: the Sim of steps ``span`` (resumed or not)."""
+    steps = cfg.steps()
+
+    def segment(span, resume):
+        lo, hi = span
+        meta = {"char_lm": dataclasses.asdict(cfg), "segment": [lo, hi]}
+        if resume is not None:
+            meta["parent_states_sha256"] = hashlib.sha256(np.asarray(resume[1]).tobytes()).hexdigest()[:16]
+        dims = SWEEP_DIMS if hi == cfg.n_steps else {"state": ("flat",)}
+        return Sim(_runner(cfg, span=span, resume=resume), meta, steps[(steps >= lo) & (steps <= hi)], dims, hi - lo)
+
+    return segment
+
+
+def tree(cfg: CharLMConfig, axes: dict, cuts, paths, *, seeds: int, key, fixed: dict | None = None) -> xr.Dataset:
+    """:func:`sims.tree.tree` for the char LM: the zipped sweep of ``axes`` with the runs that arms share piecewise
+    (``cuts``, ``paths``) each trained once per seed."""
+    return _tree.tree(_segment(cfg), cfg.steps(), axes, cuts, paths, seeds=seeds, key=key, fixed=fixed)
+
+
 def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None,
            shared: tuple[str, ...] = ()) -> xr.Dataset:
     """``sweep(sim(cfg), axes, mode="zip", fixed=fixed, seeds=seeds, key=key)`` for arms that are the same run up to
     step ``at`` (a record step): each distinct prefix is trained ONCE per seed and its arms continue from it, with
-    their own hparams and the seed's own random stream (:func:`sims.engine.loop.scan_with_records`'s ``span``), so an
-    arm costs ``n_steps - at`` steps instead of ``n_steps``. Arms with equal values of the ``shared`` hparams share a
-    prefix (none: all arms share one), run with the first such arm's hparams; the caller vouches that the other
-    hparams act only from step ``at`` on (a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``,
-    WSD's decay from its start). Returns the Dataset the plain sweep returns (dims ``point``, ``seed``, ``step``), up
-    to float rounding (the arms run in a batch of another shape)."""
-    fixed = dict(fixed or {})
-    if at % cfg.log_every or not 0 < at < cfg.n_steps:
-        raise ValueError(f"at={at} is out of range: must be a multiple of log_every ({cfg.log_every}) in "
-                         f"(0, n_steps={cfg.n_steps})")
-    lens = {len(v) for v in axes.values()}
-    if len(lens) != 1:
-        raise ValueError(f"axes must be equal-length lists (zipped arms), got lengths {sorted(lens)}")
-    bad = [k for k in shared if k not in axes]
-    if bad:
-        raise ValueError(f"shared names hparams that are not axes: {bad}")
-    n_arms = lens.pop()
-    gkey = [tuple(float(axes[k][i]) for k in shared) for i in range(n_arms)]
-    groups = list(dict.fromkeys(gkey))
-    group_of = [groups.index(g) for g in gkey]
-    leader = [group_of.index(g) for g in range(len(groups))]  # each prefix runs with its first arm's hparams
-    steps = cfg.steps()
-    pre = Sim(_runner(cfg, span=(0, at)), {"char_lm": dataclasses.asdict(cfg), "prefix_until": at},
-              steps[steps <= at], {"state": ("flat",)}, at)
-    p = sweep(pre, {k: [v[i] for i in leader] for k, v in axes.items()}, mode="zip", fixed=fixed, seeds=seeds,
-              key=key, progress=False)  # (point = prefix, seed, ...)
-    states = np.asarray(p.state.values, np.float32).reshape(len(groups) * seeds, -1)  # row g * seeds + s
-    sha = hashlib.sha256(states.tobytes()).hexdigest()[:16]
-    post = Sim(_runner(cfg, span=(at, cfg.n_steps), resume=(key, states, seeds)),
-               {"char_lm": dataclasses.asdict(cfg), "resume_at": at, "prefix_state_sha256": sha},
-               steps[steps >= at], SWEEP_DIMS, cfg.n_steps - at)
-    idx = {k: [v for v in vals for _ in range(seeds)] for k, vals in axes.items()}
-    idx["seed_index"] = [float(s) for _ in range(n_arms) for s in range(seeds)]
-    idx["prefix_index"] = [float(group_of[i]) for i in range(n_arms) for _ in range(seeds)]
-    q = sweep(post, idx, mode="zip", fixed=fixed, seeds=1, key=key, progress=False).isel(seed=0, drop=True)
-    q = q.drop_vars([c for c in q.coords if c not in ("step",) and c not in q.dims], errors="ignore")
-
-    def per_arm(v):  # (point = arm x seed, ...) -> (point = arm, seed, ...)
-        a = v.values.reshape((n_arms, seeds) + v.shape[1:])
-        return xr.DataArray(a, dims=("point", "seed") + v.dims[1:])
-
-    out = xr.Dataset()
-    for name, v in q.data_vars.items():
-        w = per_arm(v)
-        if "step" in v.dims and name in p:
-            head = p[name].sel(step=p.step[p.step < at]).isel(point=group_of)  # each arm's prefix
-            head = head.transpose("point", "seed", "step", ...)
-            w = xr.concat([head.drop_vars([c for c in head.coords if c != "step"]), w.assign_coords(step=v.step)],
-                          "step")
-        out[name] = w
-    div_pre = p.diverged_step.values[group_of]  # (arm, seed): a divergence in a prefix is its arms'
-    if "diverged_step" in out:
-        d = out.diverged_step.values
-        out["diverged_step"] = (("point", "seed"), np.where(div_pre >= 0, div_pre, d))
-        out["diverged"] = out.diverged_step >= 0
-    out = out.assign_coords(step=steps, seed=np.arange(seeds), **{k: ("point", list(v)) for k, v in axes.items()})
-    out.attrs.update(q.attrs)
+    their own hparams and the seed's own random stream (:func:`sims.tree.branch_paths`), so an arm costs
+    ``n_steps - at`` steps instead of ``n_steps``. Arms with equal values of the ``shared`` hparams share a prefix
+    (none: all arms share one), run with the first such arm's hparams; the caller vouches that the other hparams act
+    only from step ``at`` on (a junk ratio from ``junk_start``, a rewarming peak from ``switch_step``, WSD's decay
+    from its start). Returns the Dataset the plain sweep returns (dims ``point``, ``seed``, ``step``), up to float
+    rounding (the arms run in a batch of another shape)."""
+    cuts, paths = _tree.branch_paths(axes, at, cfg.n_steps, cfg.log_every, shared)
+    out = tree(cfg, axes, cuts, paths, seeds=seeds, key=key, fixed=fixed)
     out.attrs["branch_at"] = at
     return out

@@ -22,6 +22,7 @@ SUITE = ("sims", "theory", "figures")
 # The shared machinery every topic may import (sweep engine, configuration, shared libraries of the field).
 CORE = {
     "sims.sweep",  # the sweep engine's public face (its modules: sims.engine.*, all core)
+    "sims.tree",  # arms that share their first steps, trained once (a sweep as a tree of segments)
     "sims.tune",  # the lr tuner (schedules compared at each one's own optimum)
     "sims.config",  # configuration fields (param, validation)
     "sims.schedules",  # the schedule library (optax) used by every optimization topic
