@@ -75,8 +75,9 @@ PRESETS = {
 def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # one key: the same pretraining and windows at every ratio (paired)
     # the ratios act from junk_start on: the clean pretraining is trained once per seed and shared (sims.char_lm.branch)
+    # the arms as two sweeps at once (the second core is idle part of the time in one sweep of these small matmuls)
     ds = branch(cfg.sim, {"junk_ratio": list(cfg.ratios)}, cfg.sim.junk_start,
-                fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds, key=key)
+                fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds, key=key, workers=2)
     ds = ds.swap_dims({"point": "junk_ratio"})
     if ds.diverged.any():
         raise Diverged(f"{int(ds.diverged.sum())} char-LM runs diverged at lr {cfg.lr:g}")

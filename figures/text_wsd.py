@@ -5,6 +5,7 @@ split by the text's own uncertainty."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 
 import jax
@@ -17,7 +18,7 @@ from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, ref
 from sims import schedules as S
 from sims import text_data as td
 from sims.char_lm import CharLMConfig, branch, sim
-from sims.sweep import sweep
+from sims.sweep import concurrent, sweep
 from sims.tune import tune_lr
 
 NAME = "text_wsd"
@@ -78,15 +79,21 @@ def compute(cfg):
         # constant and WSD at the same peak lr share their first `at` steps: trained once (sims.char_lm.branch)
         lrs = [lr for s, lr in pairs if s == "constant"]
         twin = [p for p in pairs if p[0] != "cosine" and p[1] in lrs and ("WSD", p[1]) in pairs]
-        for group, shared in ((twin, True), ([p for p in pairs if p not in twin], False)):
-            if not group:
-                continue
+        groups = [(g, shared) for g, shared in ((twin, True), ([p for p in pairs if p not in twin], False)) if g]
+
+        def one(group, shared):
             hp = [_hparams(s, lr, cfg) for s, lr in group]
             axes = {k: [h[k] for h in hp] for k in hp[0]}
-            ds = (branch(cfg.sim, axes, at, shared=("lr",), seeds=cfg.seeds, key=key) if shared else
-                  sweep(sim(cfg.sim), axes, mode="zip", seeds=cfg.seeds, key=key))
+            return (branch(cfg.sim, axes, at, shared=("lr",), seeds=cfg.seeds, key=key) if shared else
+                    sweep(sim(cfg.sim), axes, mode="zip", seeds=cfg.seeds, key=key))
+
+        # the two groups at once: one sweep of these small matmuls leaves the second core idle part of the time
+        # (measured: two char-LM sweeps concurrently 12-19% faster than one after the other); the same programs,
+        # the same bits
+        for (group, _), ds in zip(groups, concurrent([functools.partial(one, *g) for g in groups], max_workers=2)):
+            hp0 = _hparams(*group[0], cfg)
             for i, p in enumerate(group):
-                runs[p] = ds.isel(point=i).drop_vars(["point", *hp[0]], errors="ignore")
+                runs[p] = ds.isel(point=i).drop_vars(["point", *hp0], errors="ignore")
 
     run([(s, lr) for s in SCHEDULES for lr in cfg.lrs])
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 
 from sims import schedules as S
 from sims import text_data as td
-from sims.char_lm import CharLMConfig, sim
+from sims.char_lm import CharLMConfig, branch, sim
 from sims.sweep import sweep
 
 SMALL = os.environ.get("SUITE_SMALL") == "1"
@@ -37,13 +37,15 @@ print("bigram cross-entropy on the held-out plays:",
       round(td.bigram_cross_entropy(corpus.select("train"), held), 4), "nats/char")
 
 # %% [markdown]
-# Constant lr vs WSD (20% linear decay) at one peak lr. The same key for both: the stable phase is the same run.
+# Constant lr vs WSD (20% linear decay) at one peak lr. The same key for both: the stable phase is the same run, so
+# `branch` trains it once and continues both arms from it (the plain `sweep(sim(cfg), axes, mode="zip", ...)` gives
+# the same Dataset to float rounding; `sims.tree.tree` is the general form, for arms that split at several steps).
 
 # %%
 cfg = CharLMConfig(d_model=32 if SMALL else 64, n_layers=1 if SMALL else 2, seq_len=32 if SMALL else 64, batch=16,
                    n_steps=200 if SMALL else 1000, log_every=20 if SMALL else 50, eval_windows=16 if SMALL else 64)
-ds = sweep(sim(cfg), {"decay_fraction": [0.0, 0.2], "shape_id": [S.DECAY_SHAPES.index("linear")] * 2},
-           mode="zip", fixed={"lr": 4e-3, "warmup_steps": 20.0}, seeds=2, key=jax.random.key(0))
+ds = branch(cfg, {"decay_fraction": [0.0, 0.2], "shape_id": [S.DECAY_SHAPES.index("linear")] * 2},
+            at=int(0.8 * cfg.n_steps), fixed={"lr": 4e-3, "warmup_steps": 20.0}, seeds=2, key=jax.random.key(0))
 print("diverged runs:", int(ds.diverged.sum()))
 
 # %%

@@ -273,14 +273,16 @@ def _segment(cfg: CharLMConfig):
     return segment
 
 
-def tree(cfg: CharLMConfig, axes: dict, cuts, paths, *, seeds: int, key, fixed: dict | None = None) -> xr.Dataset:
+def tree(cfg: CharLMConfig, axes: dict, cuts, paths, *, seeds: int, key, fixed: dict | None = None,
+         workers: int = 1) -> xr.Dataset:
     """:func:`sims.tree.tree` for the char LM: the zipped sweep of ``axes`` with the runs that arms share piecewise
-    (``cuts``, ``paths``) each trained once per seed."""
-    return _tree.tree(_segment(cfg), cfg.steps(), axes, cuts, paths, seeds=seeds, key=key, fixed=fixed)
+    (``cuts``, ``paths``) each trained once per seed (``workers`` sweeps at once per segment)."""
+    return _tree.tree(_segment(cfg), cfg.steps(), axes, cuts, paths, seeds=seeds, key=key, fixed=fixed,
+                      workers=workers)
 
 
 def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None,
-           shared: tuple[str, ...] = ()) -> xr.Dataset:
+           shared: tuple[str, ...] = (), workers: int = 1) -> xr.Dataset:
     """``sweep(sim(cfg), axes, mode="zip", fixed=fixed, seeds=seeds, key=key)`` for arms that are the same run up to
     step ``at`` (a record step): each distinct prefix is trained ONCE per seed and its arms continue from it, with
     their own hparams and the seed's own random stream (:func:`sims.tree.branch_paths`), so an arm costs
@@ -290,6 +292,6 @@ def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: di
     from its start). Returns the Dataset the plain sweep returns (dims ``point``, ``seed``, ``step``), up to float
     rounding (the arms run in a batch of another shape)."""
     cuts, paths = _tree.branch_paths(axes, at, cfg.n_steps, cfg.log_every, shared)
-    out = tree(cfg, axes, cuts, paths, seeds=seeds, key=key, fixed=fixed)
+    out = tree(cfg, axes, cuts, paths, seeds=seeds, key=key, fixed=fixed, workers=workers)
     out.attrs["branch_at"] = at
     return out

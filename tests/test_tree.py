@@ -78,6 +78,12 @@ def test_the_char_lm_tree_is_the_plain_sweep_where_each_arm_runs():
     np.testing.assert_allclose(b.loss_by_position.values[[0, 2]], a.loss_by_position.values[[0, 2]], atol=1e-5)
     assert np.abs(a.loss.values[0, :, 6] - a.loss.values[1, :, 6]).min() > 1e-3
     assert not b.diverged.any() and b.attrs["tree_cuts"] == [15, 30, 60]
+    # two sweeps at once per segment: the runs batched in other shapes, the same records to float32 rounding
+    c = tree(CFG, axes, cuts, paths, fixed={"lr": 3e-3}, seeds=2, key=key, workers=2)
+    np.testing.assert_allclose(c.loss.values[ran], a.loss.values[ran], atol=1e-5)
+    assert np.isnan(c.loss.values[~ran]).all()
+    with pytest.raises(ValueError, match="workers"):
+        tree(CFG, axes, cuts, paths, fixed={"lr": 3e-3}, seeds=2, key=key, workers=0)
 
 
 def test_a_divergence_in_a_shared_piece_is_every_arms():
