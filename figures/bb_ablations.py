@@ -5,6 +5,7 @@ suite's Bigram-Backcopy model."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from types import MappingProxyType
 
@@ -15,6 +16,7 @@ import xarray as xr
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
 from figures._style import footnote
 from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, train
+from sims.sweep import concurrent, side_by_side
 
 NAME = "bb_ablations"
 DESCRIPTION = "Bigram-Backcopy, 3 layers: residual peak, sink and drain with attention / MLPs removed per layer"
@@ -59,9 +61,11 @@ PRESETS = {
 
 def compute(cfg):
     parts = []
-    for name, (na, nm, lm) in VARIANTS.items():
-        bc = dataclasses.replace(cfg.sim, no_attn=na, no_mlp=nm, linear_mlp=lm)
-        ds = train(bc, cfg.lr, cfg.seeds)
+    # the variants train side by side (sims.sweep.side_by_side: 2 at once on a CPU, the same bits)
+    runs = concurrent([functools.partial(train, dataclasses.replace(cfg.sim, no_attn=na, no_mlp=nm, linear_mlp=lm),
+                                         cfg.lr, cfg.seeds) for na, nm, lm in VARIANTS.values()],
+                      max_workers=side_by_side())
+    for name, ds in zip(VARIANTS, runs):
         keep = ["bos_resid_norm", "other_resid_norm", "bos_attn_nontrigger", "prev_attn_trigger", "bos_value_norm",
                 "other_value_norm", "full_trigger", "full_bigram", "oracle_bigram"]
         parts.append(ds[keep].drop_vars("lr", errors="ignore").expand_dims(variant=[name]))

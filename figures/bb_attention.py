@@ -4,6 +4,7 @@ previous token, the others sink onto BOS), near-oracle loss, and the initializat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ import xarray as xr
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Regime, Validated, fmt, overrides, param
 from figures._style import footnote
 from sims.bigram_backcopy import METRIC_DEFINITIONS, BBConfig, source_of, train
+from sims.sweep import concurrent, side_by_side
 from theory import bigram as tb
 
 NAME = "bb_attention"
@@ -63,8 +65,10 @@ FINAL = ("full_trigger", "full_bigram", "oracle_bigram", "no_attn_trigger", "no_
 
 
 def compute(cfg):
-    ds = train(cfg.bb(), cfg.lr, cfg.seeds)
-    ctl = train(cfg.bb("gpt2"), cfg.lr, cfg.control_seeds)
+    # the models and the init control train side by side (sims.sweep.side_by_side: 2 on a CPU, the same bits)
+    ds, ctl = concurrent([functools.partial(train, cfg.bb(), cfg.lr, cfg.seeds),
+                          functools.partial(train, cfg.bb("gpt2"), cfg.lr, cfg.control_seeds)],
+                         max_workers=side_by_side())
     out = xr.Dataset()
     for v in ("bos_attn_nontrigger", "bos_attn_trigger", "prev_attn_trigger", "bos_value_norm", "other_value_norm",
               "bos_logit_gap"):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ import xarray as xr
 from figures._core import TRAINED_AT_TINY, Claim, Figure, Validated, fmt, overrides, param
 from figures._style import footnote
 from sims.bigram_backcopy import LAYER_METRICS, METRIC_DEFINITIONS, BBConfig, train
+from sims.sweep import concurrent, side_by_side
 
 NAME = "bb_extreme_tokens"
 DESCRIPTION = "Attention sink, value drain, residual peak over training: softmax/Adam, softmax/SGD, ReLU/Adam, GLA/Adam"
@@ -53,8 +55,10 @@ PRESETS = {
 
 def compute(cfg):
     parts = []
-    for name, att, opt in VARIANTS:
-        ds = train(cfg.bb(att, opt), cfg.lr_adam if opt == "adamw" else cfg.lr_sgd, cfg.seeds)
+    # the variants train side by side (sims.sweep.side_by_side: 2 at once on a CPU, the same bits)
+    runs = concurrent([functools.partial(train, cfg.bb(att, opt), cfg.lr_adam if opt == "adamw" else cfg.lr_sgd,
+                                         cfg.seeds) for _, att, opt in VARIANTS], max_workers=side_by_side())
+    for (name, _, _), ds in zip(VARIANTS, runs):
         keep = list(LAYER_METRICS) + ["loss_trigger", "loss_bigram", "full_trigger", "full_bigram", "oracle_bigram",
                                       "attn_map"]
         parts.append(ds[keep].drop_vars("lr", errors="ignore").expand_dims(variant=[name]))

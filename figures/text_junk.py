@@ -25,6 +25,7 @@ from figures._core import (
 )
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims.char_lm import CharLMConfig, branch
+from sims.sweep import side_by_side
 
 NAME = "text_junk"
 DESCRIPTION = "char LM: clean held-out loss and context use vs the junk ratio of continued training, and after healing"
@@ -77,7 +78,8 @@ def compute(cfg):
     # the ratios act from junk_start on: the clean pretraining is trained once per seed and shared (sims.char_lm.branch)
     # the arms as two sweeps at once (the second core is idle part of the time in one sweep of these small matmuls)
     ds = branch(cfg.sim, {"junk_ratio": list(cfg.ratios)}, cfg.sim.junk_start,
-                fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds, key=key, workers=2)
+                fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds, key=key,
+                workers=side_by_side())
     ds = ds.swap_dims({"point": "junk_ratio"})
     if ds.diverged.any():
         raise Diverged(f"{int(ds.diverged.sum())} char-LM runs diverged at lr {cfg.lr:g}")

@@ -16,7 +16,7 @@ from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, f
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims import schedules as S
 from sims.char_lm import CharLMConfig, branch, sim
-from sims.sweep import concurrent, sweep
+from sims.sweep import concurrent, side_by_side, sweep
 
 NAME = "text_rewarm"
 DESCRIPTION = "char LM, comedies -> histories: the stability gap and the old/new trade-off as the rewarming peak grows"
@@ -91,7 +91,7 @@ def compute(cfg):
     arms_run = functools.partial(
         branch, cfg.sim, {"rewarm_peak": [v[0] for v in a.values()], "rewarm_warmup": [v[1] for v in a.values()]},
         cfg.sim.switch_step, fixed={"lr": cfg.lr, "final_ratio": cfg.final_ratio}, seeds=cfg.seeds, key=key,
-        workers=2)
+        workers=side_by_side())
     scratch_run = functools.partial(
         sweep, sim(scratch_cfg), {"lr": [cfg.lr]}, fixed={"decay_fraction": 1.0, "final_ratio": cfg.final_ratio,
                                                          "shape_id": S.DECAY_SHAPES.index("cosine"),
@@ -99,7 +99,7 @@ def compute(cfg):
         seeds=cfg.seeds, key=jax.random.fold_in(key, 1))
     # the from-scratch model trains while the arms do, and the arms run as two sweeps at once: one sweep of these small
     # matmuls leaves the second core idle part of the time (quick preset alone: 142 -> 122 s, 2 cores)
-    ds, sc = concurrent([arms_run, scratch_run], max_workers=2)
+    ds, sc = concurrent([arms_run, scratch_run], max_workers=side_by_side())
     ds = ds.rename({"point": "arm"}).assign_coords(arm=list(a))
     sc = sc.isel(lr=0)
     if ds.diverged.any() or sc.diverged.any():

@@ -18,7 +18,7 @@ from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, ref
 from sims import schedules as S
 from sims import text_data as td
 from sims.char_lm import CharLMConfig, branch, sim
-from sims.sweep import concurrent, sweep
+from sims.sweep import concurrent, side_by_side, sweep
 from sims.tune import tune_lr
 
 NAME = "text_wsd"
@@ -90,7 +90,8 @@ def compute(cfg):
         # the two groups at once: one sweep of these small matmuls leaves the second core idle part of the time
         # (measured: two char-LM sweeps concurrently 12-19% faster than one after the other); the same programs,
         # the same bits
-        for (group, _), ds in zip(groups, concurrent([functools.partial(one, *g) for g in groups], max_workers=2)):
+        done = concurrent([functools.partial(one, *g) for g in groups], max_workers=side_by_side())
+        for (group, _), ds in zip(groups, done):
             hp0 = _hparams(*group[0], cfg)
             for i, p in enumerate(group):
                 runs[p] = ds.isel(point=i).drop_vars(["point", *hp0], errors="ignore")

@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 from sims import schedule_specs
 from sims.config import Config, param
 from sims.schedules import DECAY_SHAPES
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
+from sims.sweep import Sim, check_loop, concurrent, record_steps, scan_with_records, side_by_side, sweep
 from sims.transformer import MIXERS, TransformerConfig, apply, init
 
 __all__ = ["MQARConfig", "make_batch", "make_run", "sim", "state_capacity", "recall_grid", "best_lr"]
@@ -172,8 +172,10 @@ def recall_grid(task: MQARConfig, mixers, widths, pairs, lrs, *, seeds: int, key
     cfgs = {(m, w, n): dataclasses.replace(task, attention=m, d_model=int(w), n_pairs=int(n), n_queries=int(n),
                                            seq_len=L) for m in mixers for w in widths for n in pairs}  # validates all
     rows = []
-    for (m, w, n), c in cfgs.items():
-        ds = sweep(sim(c), {"lr": list(lrs)}, seeds=seeds, key=key, progress=False)
+    # the settings train side by side (sims.sweep.side_by_side: 2 at once on a CPU, the same bits)
+    runs = concurrent([functools.partial(sweep, sim(c), {"lr": list(lrs)}, seeds=seeds, key=key, progress=False)
+                       for c in cfgs.values()], max_workers=side_by_side())
+    for (m, w, n), ds in zip(cfgs, runs):
         fin = ds.isel(step=-1)
         rows.append(xr.Dataset({"accuracy": fin.accuracy.drop_vars("step"), "loss": fin.loss.drop_vars("step"),
                                 "accuracy_traj": ds.accuracy, "diverged": ds.diverged})

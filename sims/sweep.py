@@ -27,7 +27,7 @@ from sims.engine import cache, distributed
 from sims.engine.assemble import assemble
 from sims.engine.assemble import collect as collect_provenance
 from sims.engine.build import RunFn, batched, build_flags, compiler_options, jit
-from sims.engine.execute import concurrent, execute_chunk, interruptible
+from sims.engine.execute import concurrent, execute_chunk, interruptible, side_by_side
 from sims.engine.identity import code_identity, config_to_json, environment
 from sims.engine.loop import LoopOut, check_loop, noise_chunk_for, noise_stream, record_steps, scan_with_records
 from sims.engine.options import Options, current, options
@@ -36,7 +36,8 @@ from sims.engine.progress import Bar
 from sims.tune import Tuned, tune_lr
 
 __all__ = [
-    "sweep", "Sim", "options", "Options", "collect_provenance", "concurrent", "interruptible", "plan", "SweepPlan",
+    "sweep", "Sim", "options", "Options", "collect_provenance", "concurrent", "side_by_side", "interruptible", "plan",
+    "SweepPlan",
     "execute_chunk", "assemble", "batched", "jit", "compiler_options", "build_flags", "code_identity",
     "config_to_json", "environment", "LoopOut", "scan_with_records", "record_steps", "check_loop", "noise_chunk_for",
     "noise_stream", "tune_lr", "Tuned",
