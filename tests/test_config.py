@@ -161,8 +161,8 @@ def test_the_netcdf_says_what_made_it(tmp_path, monkeypatch):
     _use_fake(monkeypatch, mod)
     _core.run_figure("fake", out=tmp_path)
     with xr.open_dataset(tmp_path / "fake.nc") as ds:
-        for k in ("code_id", "git_commit", "jax_version", "jaxlib_version", "device_kind", "n_diverged", "sweeps",
-                  "figure_config"):
+        for k in ("code_id", "git_commit", "jax_version", "jaxlib_version", "device_kind", "host_cpu", "n_diverged",
+                  "sweeps", "figure_config"):
             assert k in ds.attrs, k
     rec = json.loads((tmp_path / "fake.claims.json").read_text())
     assert rec["provenance"]["n_sweeps"] == 0

@@ -45,8 +45,9 @@ def test_dataset_layout_and_attrs():
     assert ds.loss.dims == ("lr", "seed", "step")
     assert ds.loss.shape == (4, 10, 11)
     np.testing.assert_array_equal(ds.step.values, np.arange(0, 201, 20))
-    for k in ("config", "jax_version", "device_kind", "device_count", "git_commit", "sweep_id"):
+    for k in ("config", "jax_version", "device_kind", "device_count", "host_cpu", "git_commit", "sweep_id"):
         assert k in ds.attrs
+    assert "cores" in ds.attrs["host_cpu"]  # the model, the core count and the vector instruction sets
     assert json.loads(ds.attrs["config"])["n_steps"] == 200
 
 

@@ -9,6 +9,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
+import platform
 import subprocess
 import threading
 from pathlib import Path
@@ -116,11 +118,27 @@ def config_to_json(cfg: Any) -> str:
     return json.dumps(cfg, sort_keys=True, default=repr)
 
 
+def host_cpu() -> str:
+    """The host CPU's model and the vector instruction sets XLA's CPU kernels choose between (their rounding can
+    differ: the same code gave other per-seed numbers of chaotic transformer runs on another day of the same VM), from
+    ``/proc/cpuinfo`` where there is one, else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read(1 << 16)
+    except OSError:
+        return platform.processor() or platform.machine()
+    field = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in info.splitlines()[:40]) if v}
+    flags = set(field.get("flags", "").split())
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16") if f in flags]
+    return f"{field.get('model name', platform.machine())}; {os.cpu_count()} cores; {' '.join(isa) or 'no avx2'}"
+
+
 def environment() -> dict:
-    """What ran the computation: JAX/jaxlib versions, device, process count, git commit, build flags."""
+    """What ran the computation: JAX/jaxlib versions, device, host CPU, process count, git commit, build flags."""
     import jaxlib
 
     d = jax.devices()[0]
     return {"jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__, "device_kind": d.device_kind,
             "platform": d.platform, "device_count": jax.device_count(), "process_count": jax.process_count(),
-            "git_commit": git_commit(), "build_flags": json.dumps(build_flags(), sort_keys=True)}
+            "host_cpu": host_cpu(), "git_commit": git_commit(),
+            "build_flags": json.dumps(build_flags(), sort_keys=True)}
