@@ -119,8 +119,8 @@ def config_to_json(cfg: Any) -> str:
 
 
 def host_cpu() -> str:
-    """The host CPU's model and the vector instruction sets XLA's CPU kernels choose between (their rounding can
-    differ: the same code gave other per-seed numbers of chaotic transformer runs on another day of the same VM), from
+    """The host CPU's model, core count and the vector instruction sets XLA's CPU kernels choose their code paths by
+    (so float rounding, and with it chaotic runs such as the transformers', can differ between hosts), from
     ``/proc/cpuinfo`` where there is one, else ``platform.processor()``."""
     try:
         with open("/proc/cpuinfo") as f:
