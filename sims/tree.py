@@ -82,6 +82,7 @@ def tree(segment: Callable[[tuple[int, int], tuple | None], Sim], steps: np.ndar
     for j, (lo, hi) in enumerate(zip((0, *cuts), cuts)):
         labels = list(dict.fromkeys(p[j] for p in paths if p[j] is not None))
         leader = [next(i for i, p in enumerate(paths) if p[j] == g) for g in labels]
+
         def runs(lead, j=j, lo=lo, hi=hi, states=states, prev=prev):
             if j == 0:
                 return sweep(segment((lo, hi), None), {k: [v[i] for i in lead] for k, v in axes.items()}, mode="zip",
@@ -110,7 +111,9 @@ def tree(segment: Callable[[tuple[int, int], tuple | None], Sim], steps: np.ndar
                 continue
             else:
                 shape = (n_arms, seeds) + ((len(steps),) + a.shape[3:] if "step" in trailing else a.shape[2:])
-                full = (recs if "step" in trailing else finals).setdefault(name, (np.full(shape, np.nan), trailing))[0]
+                dtype = a.dtype if a.dtype.kind == "f" else np.float64  # the sim's float type; NaN for ended arms
+                full = (recs if "step" in trailing else finals).setdefault(
+                    name, (np.full(shape, np.nan, dtype), trailing))[0]
                 for i, r in run_of.items():
                     if "step" in trailing:
                         full[i, :, sel] = np.moveaxis(a[r], 1, 0)  # (seed, step, ...) -> (step, seed, ...)

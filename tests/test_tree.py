@@ -69,7 +69,7 @@ def test_the_char_lm_tree_is_the_plain_sweep_where_each_arm_runs():
     assert cuts == (15, 30, 60) and paths == [(0, 0, 0), (0, 1, None), (2, 2, 2)]
     a = sweep(sim(CFG), axes, mode="zip", fixed={"lr": 3e-3}, seeds=2, key=key, progress=False)
     b = tree(CFG, axes, cuts, paths, fixed={"lr": 3e-3}, seeds=2, key=key)
-    assert b.loss.dims == a.loss.dims and b.loss.shape == a.loss.shape == (3, 2, 13)
+    assert b.loss.dims == a.loss.dims and b.loss.shape == a.loss.shape == (3, 2, 13) and b.loss.dtype == a.loss.dtype
     ran = np.ones(b.loss.shape, bool)
     ran[1, :, 7:] = False  # arm 1 stops at step 30 (record 6)
     np.testing.assert_allclose(b.loss.values[ran], a.loss.values[ran], atol=1e-5)
