@@ -7,7 +7,6 @@ import dataclasses
 import typing
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -15,8 +14,7 @@ from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, f
 from figures._text import FULL_MODEL, QUICK_MODEL, TINY_MODEL, refuse_schedule
 from sims import schedule_specs as ss
 from sims import schedules as S
-from sims.char_lm import CharLMConfig, tree
-from sims.tree import tree_by_schedule
+from sims.char_lm import CharLMConfig, by_schedule
 
 NAME = "text_budgets"
 DESCRIPTION = "char LM: WSD-S / WSD / cyclic cosine checkpoints at several budgets vs a cosine run per budget"
@@ -81,25 +79,15 @@ PRESETS = {
 }
 
 
-def arm_lrs(cfg) -> np.ndarray:
-    """(arm, step 0..n_steps): the lr each arm's run takes (the schedule the char LM builds from its hparams)."""
-    sc = cfg.run_config()
-    t = jnp.arange(sc.n_steps + 1)
-    return np.stack([np.asarray(ss.schedule_for(sc.schedule, {"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps),
-                                                              "arm": a}, sc.n_steps)(t))
-                     for a in range(len(sc.schedule[1]))])
-
-
 def compute(cfg):
     sc = cfg.run_config()
     arms = list(range(len(sc.schedule[1])))
     # the arms differ only by their schedules: a piece two arms run at the same lrs is trained once (sims.tree):
     # WSD's branches share the main run, WSD's first checkpoint is WSD-S's; each arm stops at its last checkpoint
     ends = [max(s for a, s in cfg.checkpoints() if a == arm) for arm in arms]
-    cuts, paths = tree_by_schedule(arm_lrs(cfg), ends, sc.log_every)
-    ds = tree(sc, {"arm": [float(a) for a in arms]}, cuts, paths,
-              fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds,
-              key=jax.random.key(cfg.key_seed))  # one key: common random numbers across arms
+    ds = by_schedule(sc, {"arm": [float(a) for a in arms]}, ends=ends,
+                     fixed={"lr": cfg.lr, "warmup_steps": float(cfg.warmup_steps)}, seeds=cfg.seeds,
+                     key=jax.random.key(cfg.key_seed))  # one key: common random numbers across arms
     ds = ds.swap_dims(point="arm").assign_coords(arm=arms)
     if ds.diverged.any():
         raise Diverged(f"{int(ds.diverged.sum())} char-LM runs diverged at lr {cfg.lr:g}")

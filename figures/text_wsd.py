@@ -5,7 +5,6 @@ split by the text's own uncertainty."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
 
 import jax
@@ -17,8 +16,8 @@ from figures._core import TRAINED_AT_TINY, Claim, Diverged, Figure, Validated, f
 from figures._text import FULL_MODEL, QUICK_MODEL, SCHEDULE_SET, TINY_MODEL, refuse_schedule
 from sims import schedules as S
 from sims import text_data as td
-from sims.char_lm import CharLMConfig, branch, sim
-from sims.sweep import concurrent, side_by_side, sweep
+from sims.char_lm import CharLMConfig, by_schedule
+from sims.sweep import side_by_side
 from sims.tune import tune_lr
 
 NAME = "text_wsd"
@@ -73,28 +72,15 @@ def compute(cfg):
     key = jax.random.key(cfg.key_seed)  # one key: every (schedule, lr) sees the same windows (paired comparisons)
     runs: dict = {}
 
-    at = round((1 - cfg.decay_fraction) * cfg.sim.n_steps)  # WSD's decay starts: before it, WSD is the constant run
-
     def run(pairs):
-        # constant and WSD at the same peak lr share their first `at` steps: trained once (sims.char_lm.branch)
-        lrs = [lr for s, lr in pairs if s == "constant"]
-        twin = [p for p in pairs if p[0] != "cosine" and p[1] in lrs and ("WSD", p[1]) in pairs]
-        groups = [(g, shared) for g, shared in ((twin, True), ([p for p in pairs if p not in twin], False)) if g]
-
-        def one(group, shared):
-            hp = [_hparams(s, lr, cfg) for s, lr in group]
-            axes = {k: [h[k] for h in hp] for k in hp[0]}
-            return (branch(cfg.sim, axes, at, shared=("lr",), seeds=cfg.seeds, key=key) if shared else
-                    sweep(sim(cfg.sim), axes, mode="zip", seeds=cfg.seeds, key=key))
-
-        # the two groups at once: one sweep of these small matmuls leaves the second core idle part of the time
-        # (measured: two char-LM sweeps concurrently 12-19% faster than one after the other); the same programs,
-        # the same bits
-        done = concurrent([functools.partial(one, *g) for g in groups], max_workers=side_by_side())
-        for (group, _), ds in zip(groups, done):
-            hp0 = _hparams(*group[0], cfg)
-            for i, p in enumerate(group):
-                runs[p] = ds.isel(point=i).drop_vars(["point", *hp0], errors="ignore")
+        # the arms differ only by their schedules: constant and WSD at one peak lr share their steps before WSD's
+        # decay, trained once (sims.char_lm.by_schedule finds it from the lrs); the runs as two sweeps at once (one
+        # sweep of these small matmuls leaves the second core idle part of the time)
+        hp = [_hparams(s, lr, cfg) for s, lr in pairs]
+        ds = by_schedule(cfg.sim, {k: [h[k] for h in hp] for k in hp[0]}, seeds=cfg.seeds, key=key,
+                         workers=side_by_side())
+        for i, p in enumerate(pairs):
+            runs[p] = ds.isel(point=i).drop_vars(["point", *hp[0]], errors="ignore")
 
     run([(s, lr) for s in SCHEDULES for lr in cfg.lrs])
 

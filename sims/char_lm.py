@@ -60,7 +60,7 @@ from sims.sweep import Sim, check_loop, record_steps, scan_with_records
 from sims.transformer import TransformerConfig, apply, init
 
 __all__ = ["CharLMConfig", "make_run", "sim", "branch", "evaluation_set", "junk_chain", "optimizer", "SWEEP_DIMS",
-           "CLASSES", "tree"]
+           "CLASSES", "tree", "by_schedule", "lr_table"]
 
 CLASSES = ("det", "mid", "unc")
 SWEEP_DIMS = MappingProxyType({"loss_by_position": ("position",), "loss_by_char": ("char",)})
@@ -175,6 +175,22 @@ def make_run(cfg: CharLMConfig):
     return _runner(cfg)
 
 
+def _schedule(cfg: CharLMConfig, hp):
+    """The lr schedule a run takes: the rewarming family with hparam ``rewarm_peak`` (and a switch), else
+    ``cfg.schedule`` or the WSD family read from ``hp``."""
+    if cfg.switch_step and "rewarm_peak" in hp:
+        return schedule_specs.rewarm_family(hp, cfg.switch_step, cfg.n_steps)
+    return schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
+
+
+def lr_table(cfg: CharLMConfig, axes: dict, fixed: dict | None = None) -> np.ndarray:
+    """(arm, step 0..n_steps): the lr each zipped arm of ``axes`` (with ``fixed``) takes at each step."""
+    t = jnp.arange(cfg.n_steps + 1)
+    n = len(next(iter(axes.values())))
+    hps = [{**(fixed or {}), **{k: jnp.asarray(v[i]) for k, v in axes.items()}} for i in range(n)]
+    return np.stack([np.asarray(_schedule(cfg, hp)(t)) for hp in hps])
+
+
 def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None):
     """The run function of :func:`make_run`; ``span`` runs only steps ``span[0]..span[1]-1`` (and, stopping before
     ``n_steps``, returns the state as one flat vector ``final["state"]``); ``resume = (key, states, seeds)`` starts
@@ -202,10 +218,7 @@ def _runner(cfg: CharLMConfig, span: tuple[int, int] | None = None, resume=None)
             row = hp["prefix_index"].astype(jnp.int32) * resume[2] + hp["seed_index"].astype(jnp.int32)
         k_init, k_train = jax.random.split(key)
         params, unravel = ravel_pytree(init(k_init, mcfg))
-        if cfg.switch_step and "rewarm_peak" in hp:
-            sched = schedule_specs.rewarm_family(hp, cfg.switch_step, cfg.n_steps)
-        else:
-            sched = schedule_specs.schedule_for(cfg.schedule, hp, cfg.n_steps)
+        sched = _schedule(cfg, hp)
         opt = optimizer(cfg, sched)
         x_ev, y_ev = jnp.asarray(ev["x"]), jnp.asarray(ev["y"])
 
@@ -279,6 +292,17 @@ def tree(cfg: CharLMConfig, axes: dict, cuts, paths, *, seeds: int, key, fixed: 
     (``cuts``, ``paths``) each trained once per seed (``workers`` sweeps at once per segment)."""
     return _tree.tree(_segment(cfg), cfg.steps(), axes, cuts, paths, seeds=seeds, key=key, fixed=fixed,
                       workers=workers)
+
+
+def by_schedule(cfg: CharLMConfig, axes: dict, *, seeds: int, key, fixed: dict | None = None, ends=None,
+                workers: int = 1) -> xr.Dataset:
+    """:func:`tree` for arms that differ only by their lr schedules (every hparam of ``axes`` a schedule's): the
+    pieces they run at the same lrs are found from the lrs themselves (:func:`sims.tree.tree_by_schedule` on
+    :func:`lr_table`) and trained once; ``ends`` (default: ``n_steps`` for every arm) stops each arm at its last
+    needed record step."""
+    ends = [cfg.n_steps] * _tree.count_arms(axes) if ends is None else ends
+    cuts, paths = _tree.tree_by_schedule(lr_table(cfg, axes, fixed), ends, cfg.log_every)
+    return tree(cfg, axes, cuts, paths, seeds=seeds, key=key, fixed=fixed, workers=workers)
 
 
 def branch(cfg: CharLMConfig, axes: dict, at: int, *, seeds: int, key, fixed: dict | None = None,

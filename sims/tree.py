@@ -22,10 +22,11 @@ import xarray as xr
 
 from sims.sweep import Sim, concurrent, sweep
 
-__all__ = ["tree", "check_tree", "tree_by_schedule", "branch_paths"]
+__all__ = ["tree", "check_tree", "tree_by_schedule", "branch_paths", "count_arms"]
 
 
-def _n_arms(axes: dict) -> int:
+def count_arms(axes: dict) -> int:
+    """The number of zipped arms of ``axes`` (equal-length lists)."""
     lens = {len(v) for v in axes.values()}
     if len(lens) != 1:
         raise ValueError(f"axes must be equal-length lists (zipped arms), got lengths {sorted(lens)}")
@@ -72,7 +73,7 @@ def tree(segment: Callable[[tuple[int, int], tuple | None], Sim], steps: np.ndar
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     fixed = dict(fixed or {})
-    n_arms = _n_arms(axes)
+    n_arms = count_arms(axes)
     cuts = tuple(int(c) for c in cuts)
     check_tree(cuts, paths, n_arms, steps)
     recs: dict = {}
@@ -135,7 +136,7 @@ def branch_paths(axes: dict, at: int, n_steps: int, log_every: int, shared: Sequ
     if at % log_every or not 0 < at < n_steps:
         raise ValueError(f"at={at} is out of range: must be a multiple of log_every ({log_every}) in "
                          f"(0, n_steps={n_steps})")
-    n_arms = _n_arms(axes)
+    n_arms = count_arms(axes)
     bad = [k for k in shared if k not in axes]
     if bad:
         raise ValueError(f"shared names hparams that are not axes: {bad}")

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from sims.char_lm import CharLMConfig, sim, tree
+from sims.char_lm import CharLMConfig, lr_table, sim, tree
 from sims.sweep import sweep
 from sims.tree import check_tree, tree_by_schedule
 
@@ -53,19 +53,14 @@ CFG = CharLMConfig(d_model=16, n_layers=1, n_heads=1, seq_len=16, batch=4, n_ste
                                       ("cosine", 60, 0.1))))
 
 
-def _lrs(lr):
-    from sims import schedule_specs as ss
-    t = np.arange(CFG.n_steps + 1)
-    return np.stack([np.asarray(ss.schedule_for(CFG.schedule, {"lr": lr, "arm": a}, CFG.n_steps)(t)) for a in range(3)])
-
-
 def test_the_char_lm_tree_is_the_plain_sweep_where_each_arm_runs():
     """WSD over 60 steps, WSD over 30 (the same lrs up to its decay at step 15) and cosine: cuts (15, 30, 60); the
     two WSD arms are one run over [0, 15). Records and final losses equal the plain zipped sweep's to float32 rounding
     (1e-5 nats after 60 AdamW steps; the two WSD arms differ by > 1e-3 at step 30, so the bound resolves a wrong
     parent); the 30-step arm's records after step 30 and its finals are NaN (not trained)."""
     key, axes = jax.random.key(3), {"arm": [0.0, 1.0, 2.0]}
-    cuts, paths = tree_by_schedule(_lrs(3e-3), [60, 30, 60], CFG.log_every)
+    table = lr_table(CFG, axes, {"lr": 3e-3})  # what each arm's run takes at steps 0..60
+    cuts, paths = tree_by_schedule(table, [60, 30, 60], CFG.log_every)
     assert cuts == (15, 30, 60) and paths == [(0, 0, 0), (0, 1, None), (2, 2, 2)]
     a = sweep(sim(CFG), axes, mode="zip", fixed={"lr": 3e-3}, seeds=2, key=key, progress=False)
     b = tree(CFG, axes, cuts, paths, fixed={"lr": 3e-3}, seeds=2, key=key)
@@ -74,6 +69,7 @@ def test_the_char_lm_tree_is_the_plain_sweep_where_each_arm_runs():
     ran[1, :, 7:] = False  # arm 1 stops at step 30 (record 6)
     np.testing.assert_allclose(b.loss.values[ran], a.loss.values[ran], atol=1e-5)
     np.testing.assert_allclose(b.lr_t.values[ran], a.lr_t.values[ran], rtol=1e-6)
+    np.testing.assert_allclose(a.lr_t.values[:, 0], table[:, ::5], rtol=1e-6)  # the table is the runs' own schedule
     assert np.isnan(b.loss.values[~ran]).all() and np.isnan(b.loss_by_position.values[1]).all()
     np.testing.assert_allclose(b.loss_by_position.values[[0, 2]], a.loss_by_position.values[[0, 2]], atol=1e-5)
     assert np.abs(a.loss.values[0, :, 6] - a.loss.values[1, :, 6]).min() > 1e-3
