@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 from sims import bigram_data as bd
 from sims.config import Config, param
 from sims.engine.results import Diverged, shared
-from sims.sweep import Sim, check_loop, record_steps, scan_with_records, sweep
+from sims.sweep import Sim, check_loop, record_steps, scan_with_records, side_by_side, sweep
 from sims.transformer import TransformerConfig, apply, init
 from theory import bigram as tb
 from theory import bigram_backcopy as tbb
@@ -370,16 +370,21 @@ def sim(cfg: BBConfig) -> Sim:
     return Sim.of(make_run(cfg), cfg, SWEEP_DIMS)
 
 
-def train(cfg: BBConfig, lr: float, seeds: int, key_seed: int = 0):
-    """Train ``seeds`` models at ``lr`` (one vmapped sweep) and return the sweep Dataset without its ``lr`` axis.
-    Shared through the options' result cache (:func:`sims.engine.results.shared`), so ``bb_attention`` and
-    ``bb_interventions`` run together train once. Raises :class:`~sims.engine.results.Diverged` if any run
-    diverged (a trained model is not plotted)."""
-    return shared(_train, cfg, float(lr), int(seeds), int(key_seed))
+def train(cfg: BBConfig, lr: float, seeds: int, key_seed: int = 0, split_seeds: bool = False):
+    """Train ``seeds`` models at ``lr`` (one sweep) and return the sweep Dataset without its ``lr`` axis.
+    ``split_seeds``: on a CPU, each seed its own chunk, :func:`sims.sweep.side_by_side` at a time, instead of one
+    vmapped chunk (small models leave a core idle: bb_attention's quick preset 218 -> 164 s, benchmarks/RESULTS.md);
+    the other batch shape rounds differently, and training is chaotic, so per-seed numbers differ from the vmapped
+    chunk's (elsewhere, e.g. on a GPU, it changes nothing). Shared through the options' result cache
+    (:func:`sims.engine.results.shared`), so ``bb_attention`` and ``bb_interventions`` run together train once.
+    Raises :class:`~sims.engine.results.Diverged` if any run diverged (a trained model is not plotted)."""
+    return shared(_train, cfg, float(lr), int(seeds), int(key_seed), bool(split_seeds))
 
 
-def _train(cfg: BBConfig, lr: float, seeds: int, key_seed: int):
-    ds = sweep(sim(cfg), {"lr": [lr]}, seeds=seeds, key=jax.random.key(key_seed))
+def _train(cfg: BBConfig, lr: float, seeds: int, key_seed: int, split_seeds: bool):
+    k = side_by_side() if split_seeds else 1
+    ds = sweep(sim(cfg), {"lr": [lr]}, seeds=seeds, key=jax.random.key(key_seed), workers=k,
+               chunk_seeds=1 if k > 1 else None)
     n_div = int(ds.diverged.sum())
     if n_div:
         raise Diverged(f"{n_div} of {seeds} Bigram-Backcopy runs diverged (lr={lr:g}); not plotting them")

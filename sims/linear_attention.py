@@ -137,11 +137,13 @@ def _parallel(q, k, v, g, S0):
 
     o = jax.lax.map(block, jnp.arange(n))  # (n, ..., Bq, dv)
     o = jnp.moveaxis(o, 0, -3).reshape(lead + (n * Bq, v.shape[-1]))
+    wl = jnp.exp(E[..., n, :, None, :] - lb)  # (..., n, Bq, dk): exp(log b_L - log b_j)
+    S = jnp.einsum("...bsc,...bsv->...cv", Kb * wl, Vb)
+    if S0 is None:  # a zero initial state adds nothing (see gla: no dot with a zeros constant)
+        return o[..., :L, :], S
     c = (E[..., :n, 0:1, :] + lb).reshape(lead + (n * Bq, dk))  # log b_i from the start (initial-state term)
     o = (o + jnp.einsum("...ic,...cv->...iv", q * jnp.exp(c), S0))[..., :L, :]
-    wl = jnp.exp(E[..., n, :, None, :] - lb)  # (..., n, Bq, dk): exp(log b_L - log b_j)
-    S = jnp.exp(E[..., n, 0, :])[..., :, None] * S0 + jnp.einsum("...bsc,...bsv->...cv", Kb * wl, Vb)
-    return o, S
+    return o, jnp.exp(E[..., n, 0, :])[..., :, None] * S0 + S
 
 
 def _naive_parallel(q, k, v, g, S0):
@@ -151,8 +153,11 @@ def _naive_parallel(q, k, v, g, S0):
     Qb, Kb = q * jnp.exp(c), k * jnp.exp(-c)
     M = jnp.tril(jnp.ones((L, L), q.dtype))
     o = jnp.einsum("...ij,...jv->...iv", jnp.einsum("...ic,...jc->...ij", Qb, Kb) * M, v)
-    o = o + jnp.einsum("...ic,...cv->...iv", Qb, S0)
-    S = jnp.exp(c[..., -1, :])[..., :, None] * (S0 + jnp.einsum("...jc,...jv->...cv", Kb, v))
+    kv = jnp.einsum("...jc,...jv->...cv", Kb, v)
+    if S0 is not None:  # None: zeros (see gla)
+        o = o + jnp.einsum("...ic,...cv->...iv", Qb, S0)
+        kv = S0 + kv
+    S = jnp.exp(c[..., -1, :])[..., :, None] * kv
     return o, S
 
 
@@ -244,13 +249,14 @@ def gla(q, k, v, log_alpha, *, form: str = "chunk", chunk_size: int = 64, sub_ch
     Raises ``ValueError`` naming the parameter for a bad form, shapes, dtypes, chunk sizes or a positive gate.
     """
     _check(q, k, v, log_alpha, form, chunk_size, sub_chunk_size, initial_state)
+    if form == "parallel":  # no initial state: its terms are left out, not computed from zeros; XLA's CPU
+        # backend (jaxlib 0.10.2, YNNPACK fusions) computed a dot with a zeros constant as garbage (~1e27) under jit
+        return _parallel(q, k, v, log_alpha, initial_state)
+    if form == "naive_parallel":
+        return _naive_parallel(q, k, v, log_alpha, initial_state)
     S0 = jnp.zeros(q.shape[:-2] + (q.shape[-1], v.shape[-1]), q.dtype) if initial_state is None else initial_state
     if form == "recurrent":
         return _recurrent(q, k, v, log_alpha, S0)
-    if form == "parallel":
-        return _parallel(q, k, v, log_alpha, S0)
-    if form == "naive_parallel":
-        return _naive_parallel(q, k, v, log_alpha, S0)
     return _chunk(q, k, v, log_alpha, S0, int(chunk_size), None if sub_chunk_size is None else int(sub_chunk_size))
 
 

@@ -517,3 +517,79 @@ def test_a_loop_split_at_a_record_step_continues_the_same_random_stream():
     for bad in ((0, 45), (50, 40), (0, 110)):
         with pytest.raises(ValueError, match="span"):
             sw.scan_with_records(key, step, jnp.zeros(()), rec, n_steps=100, log_every=10, span=bad)
+
+
+def test_chunks_side_by_side_give_the_bits_of_the_same_chunks_one_after_the_other():
+    """``chunk_seeds=1`` lays each seed out as its own chunk; ``workers=2`` runs two chunks at once (the same
+    compiled program, so the same bits as ``workers=1``); and seed s is still fold_in(key, s): for the quadratic
+    sim (whose per-seed program does not depend on the batch size) equal to one vmapped chunk."""
+    p = sw.plan(make_run(CFG), AXES, seeds=5, key=jax.random.key(7), chunk_seeds=1)
+    assert p.seeds_per_chunk == jax.device_count() and len(p.chunks) == -(-5 // jax.device_count())
+    one_by_one = _sweep(seeds=5, chunk_seeds=1)
+    side = _sweep(seeds=5, chunk_seeds=1, workers=2)
+    xr.testing.assert_identical(one_by_one.drop_attrs(), side.drop_attrs())
+    np.testing.assert_array_equal(side.loss.values, _sweep(seeds=5).loss.values)
+    assert side.attrs["chunks_computed"] == len(p.chunks)
+
+
+def test_chunks_side_by_side_compile_their_program_once():
+    """Chunks that start at once share one compile of their program (jit's cache serves a first call made while
+    another thread compiles the same program): side by side costs no extra compile time."""
+    from jax import monitoring
+
+    compiles = []
+
+    def count(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    cfg = QuadraticConfig(a=(1.0, 2.0, 3.0), sigma=(0.5,), x0=(1.0,), n_steps=60, log_every=20)
+    run = make_run(cfg)
+    kw = dict(seeds=4, key=jax.random.key(0), steps=cfg.steps(), progress=False, chunk_seeds=1)
+    sw.sweep(run, {"lr": [0.1]}, **kw)  # the hparam casts and key splits compile their own small programs
+    build.batched.cache_clear()  # a fresh sweep program, compiled once more
+    monitoring.register_event_duration_secs_listener(count)
+    try:
+        sw.sweep(run, {"lr": [0.1]}, workers=4, **kw)
+    finally:
+        monitoring.unregister_event_duration_listener(count)
+        build.batched.cache_clear()
+    assert len(compiles) == 1
+
+
+def test_progress_of_chunks_in_flight_at_once_sums_to_the_whole_sweep(monkeypatch):
+    """Two chunks of one program in flight: every tick reaches both sinks (they cannot be told apart), each chunk
+    is credited at most its own run-steps, and the bar ends at points x seeds x n_steps exactly."""
+    credits = []
+    monkeypatch.setattr(progress.Bar, "_credit", lambda self, n: credits.append(n))
+    bar = progress.Bar(total_steps=2 * 3 * 100, n_blocks=10, per_run=100)
+    hub = progress.Hub()
+    a, b = bar.chunk(3), bar.chunk(3)
+    with hub.sink(a), hub.sink(b):
+        for i in range(4):
+            hub.tick(i)
+    assert credits == [30, 30, 30, 30, 30, 30, 30, 30]  # each sink: 3 runs x 10 steps per block
+    bar.finish_chunk(3, a)
+    with hub.sink(b):
+        hub.tick(2)  # an older tick: no credit
+    bar.finish_chunk(3, b)
+    assert sum(credits) == 600 and all(c >= 0 for c in credits)
+    hub.tick(9)  # no sink in flight: dropped
+    assert sum(credits) == 600
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(workers=0), "workers"), (dict(workers=True), "workers"),
+                                     (dict(workers=1.5), "workers"), (dict(chunk_seeds=0), "chunk_seeds"),
+                                     (dict(chunk_seeds=2.0), "chunk_seeds")])
+def test_bad_workers_or_chunk_seeds(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        _sweep(**kw)
+
+
+def test_several_processes_run_one_sweep_at_a_time(monkeypatch):
+    """Chunks in threads would reach the processes' collectives in different orders: with several processes
+    side_by_side() is 1 and workers > 1 is refused before any compute."""
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    assert sw.side_by_side() == 1
+    with pytest.raises(ValueError, match="processes share this sweep"):
+        _sweep(workers=2)

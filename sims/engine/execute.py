@@ -78,10 +78,14 @@ def interruptible(fn: Callable, *args):
 
 
 def side_by_side() -> int:
-    """How many independent sweeps a figure runs at once (``concurrent(thunks, max_workers=side_by_side())``): 2 on a
-    CPU backend with >= 2 cores, where one sweep of small matmuls leaves the second core idle part of the time (two
-    char-LM sweeps at once: 12-19% faster than one after the other, 2 cores; the same programs, the same bits), 1
-    elsewhere (an accelerator runs one program at a time, and two sweeps would hold twice the memory)."""
+    """How many independent sweeps (or chunks of one sweep: ``sweep(workers=...)``) a figure runs at once
+    (``concurrent(thunks, max_workers=side_by_side())``): 2 on a CPU backend with >= 2 cores in one process, where
+    one sweep of small matmuls leaves the second core idle part of the time (two char-LM sweeps at once: 12-19%
+    faster than one after the other, 2 cores; the same programs, the same bits), 1 elsewhere (an accelerator runs
+    one program at a time, and two sweeps would hold twice the memory; several processes must make the same calls
+    in the same order)."""
+    if jax.process_count() > 1:
+        return 1
     return 2 if jax.default_backend() == "cpu" and (os.cpu_count() or 1) >= 2 else 1
 
 

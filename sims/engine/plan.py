@@ -58,14 +58,14 @@ def _hparam_points(
     return vals, ["point"], [sizes.pop()]
 
 
-def _chunk_sizes(per_run_bytes: int, n_points: int, n_seeds: int, max_bytes: int):
+def _chunk_sizes(per_run_bytes: int, n_points: int, n_seeds: int, max_bytes: int, chunk_seeds: int | None = None):
     """Seeds per device and hparam points per chunk, so that one device's share of a chunk's outputs stays under
-    ``max_bytes``. The same whatever the device count: XLA's CPU code can round differently for another batch
-    size (a vectorized loop and its remainder; seen at 1 ulp), so every device computes the very batch one device
-    alone would (seeds [s0 + d * s_dev, s0 + (d + 1) * s_dev) on device d), and the bits do not depend on how
-    many devices or processes share the sweep."""
+    ``max_bytes`` (and the seeds per device at most ``chunk_seeds``). The same whatever the device count: XLA's
+    CPU code can round differently for another batch size (a vectorized loop and its remainder; seen at 1 ulp), so
+    every device computes the very batch one device alone would (seeds [s0 + d * s_dev, s0 + (d + 1) * s_dev) on
+    device d), and the bits do not depend on how many devices or processes share the sweep."""
     max_runs = max(1, max_bytes // max(per_run_bytes, 1))
-    s_dev = min(n_seeds, max_runs)
+    s_dev = min(n_seeds, max_runs, chunk_seeds or n_seeds)
     h_c = max(1, min(n_points, max_runs // s_dev))
     return s_dev, h_c
 
@@ -196,6 +196,7 @@ def plan(
     max_bytes: int = 256 * 2**20,
     steps_per_run: int | None = None,
     dtype: Any = None,
+    chunk_seeds: int | None = None,
 ) -> SweepPlan:
     """Validate a sweep and lay it out in chunks, without computing it.
 
@@ -209,6 +210,9 @@ def plan(
       max_bytes: memory bound on one device's share of a chunk's outputs; chunks split (hparam x seed).
       steps_per_run: steps of one run (the progress rate).
       dtype: dtype to cast float hparams to (default: jax's default float).
+      chunk_seeds: at most this many seeds per device in one chunk (default: as many as ``max_bytes`` allows).
+        Small chunks let :func:`sims.sweep.sweep`'s ``workers`` run them side by side; another batch size can
+        round differently (a vectorized loop and its remainder).
 
     Raises ``ValueError`` for: seeds < 1; an hparam both swept and fixed; a swept axis with a repeated value
     (grid) or a repeated point (zip); an hparam name the run never reads (a misspelt name would otherwise be an
@@ -217,6 +221,9 @@ def plan(
         raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+    if chunk_seeds is not None and (not isinstance(chunk_seeds, (int, np.integer)) or isinstance(chunk_seeds, bool)
+                                    or chunk_seeds < 1):
+        raise ValueError(f"chunk_seeds must be None or an integer >= 1, got {chunk_seeds!r}")
     axes = dict(axes or {})
     fixed = dict(fixed or {})
     overlap = set(axes) & set(fixed)
@@ -254,7 +261,7 @@ def plan(
             f"{per_run_bytes} bytes per run, twice while assembling) but {avail / 2**30:.3g} GiB of memory is "
             "available: lower seeds, the number of points, n_steps or raise log_every (--force to run anyway)")
     n_dev = jax.device_count()  # every process's devices: each chunk is one SPMD program over all of them
-    s_dev, h_c = _chunk_sizes(per_run_bytes, n_points, seeds, max_bytes)
+    s_dev, h_c = _chunk_sizes(per_run_bytes, n_points, seeds, max_bytes, chunk_seeds)
     s_c = s_dev * n_dev  # a chunk spans every device, each with the one-device batch
     code_id, code_files = code_identity(getattr(run, "__module__", "") or "")
     key_data = np.asarray(jax.random.key_data(key))

@@ -32,28 +32,33 @@ _TRACING: contextvars.ContextVar = contextvars.ContextVar("toy_theory_tracing_hu
 
 
 class Hub:
-    """The host end of one compiled program's progress callback: forwards block indices to the sink of the chunk
-    in flight (none: dropped). Unordered and idempotent: a sink keeps the largest index it has seen."""
+    """The host end of one compiled program's progress callback: forwards block indices to the sinks of the chunks
+    in flight (none: dropped). Unordered and idempotent: a sink keeps the largest index it has seen. Chunks of one
+    program that run at once (``sweep(workers=...)``) cannot be told apart by their ticks: every sink in flight
+    gets every tick (they run at about the same pace; each chunk is credited in full when it ends)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._sink: Callable[[int], None] | None = None
+        self._sinks: list[Callable[[int], None]] = []
 
     def tick(self, b) -> None:
         with self._lock:
-            sink = self._sink
-        if sink is not None:
+            sinks = list(self._sinks)
+        for sink in sinks:
             sink(int(b))
 
     @contextlib.contextmanager
     def sink(self, fn: Callable[[int], None] | None) -> Iterator[None]:
+        if fn is None:
+            yield
+            return
         with self._lock:
-            prev, self._sink = self._sink, fn
+            self._sinks.append(fn)
         try:
             yield
         finally:
             with self._lock:
-                self._sink = prev
+                self._sinks.remove(fn)
 
 
 @contextlib.contextmanager
@@ -88,7 +93,6 @@ class Bar:
         self.n_blocks, self.per_run, self.total = max(n_blocks, 1), per_run, total_steps
         self.lock = threading.Lock()
         self.done = 0  # steps credited so far
-        self.partial = 0  # of which: the chunk in flight
         self.t0 = self.last = time.monotonic()
         self.desc = desc
         self.bar = None
@@ -113,24 +117,26 @@ class Bar:
                         self.total, 100 * self.done / max(self.total, 1), rate, eta)
 
     def chunk(self, runs: int) -> Callable[[int], None]:
-        """The sink of a chunk of ``runs`` runs: block index -> credit."""
-        with self.lock:
-            self.partial = 0
+        """The sink of a chunk of ``runs`` runs: block index -> credit. Several chunks may be in flight at once."""
+        credited = [0]  # steps credited to this chunk so far
 
         def sink(b: int) -> None:
             steps = runs * (min(b + 1, self.n_blocks) * self.per_run // self.n_blocks)
             with self.lock:
-                if steps > self.partial:
-                    self._credit(steps - self.partial)
-                    self.partial = steps
+                if steps > credited[0]:
+                    self._credit(steps - credited[0])
+                    credited[0] = steps
 
+        sink.credited = credited
         return sink
 
-    def finish_chunk(self, runs: int) -> None:
-        """Credit the rest of a finished chunk (all of it when it came from the cache)."""
+    def finish_chunk(self, runs: int, sink: Callable[[int], None] | None = None) -> None:
+        """Credit the rest of a finished chunk (all of it when it came from the cache: no ``sink``)."""
         with self.lock:
-            self._credit(runs * self.per_run - self.partial)
-            self.partial = 0
+            done = sink.credited[0] if sink is not None else 0
+            self._credit(runs * self.per_run - done)
+            if sink is not None:
+                sink.credited[0] = runs * self.per_run
 
     def close(self) -> None:
         if self.bar is not None:
