@@ -115,11 +115,11 @@ def test_vmapped_gradient_with_two_sub_chunks_runs_and_equals_the_recurrence():
         assert relrms(a, b) <= 1e-5, (name, relrms(a, b))
 
 
-@pytest.mark.parametrize("form", ["parallel", "naive_parallel"])
+@pytest.mark.parametrize("form, kw", FORMS, ids=IDS)
 @pytest.mark.parametrize("values", ["identity", "random"])
-def test_parallel_forms_under_jit_without_an_initial_state(form, values):
+def test_every_form_under_jit_without_an_initial_state(form, kw, values):
     """Compiled (``jit``) with no initial state, at the transformer's shape (batch 64, 1 head, L 16, d_k 64; values
-    the identity, which gives A itself, or random), the parallel forms equal the float64 NumPy recurrence (<= 1e-5,
+    the identity, which gives A itself, or random), every form equals the float64 NumPy recurrence (<= 1e-5,
     float32, as G1). Guards against XLA's CPU backend (jaxlib 0.10.2, YNNPACK fusions) computing the
     initial-state term from a zeros constant as garbage (errors ~1e27 under jit, right eagerly): the forms now
     leave that term out when there is no state; the GLA transformer's attention maps and BOS-forced evaluation
@@ -127,7 +127,9 @@ def test_parallel_forms_under_jit_without_an_initial_state(form, values):
     q, k, _, g, _ = inputs(16, 64, 16, 16.0, seed=7, lead=(64, 1))
     v = jnp.broadcast_to(jnp.eye(16), (64, 1, 16, 16)) if values == "identity" else inputs(16, 64, 16, 16.0, seed=8,
                                                                                         lead=(64, 1))[2]
-    o, S = jax.jit(lambda *a: la.gla(*a, form=form))(q, k, v, g)
+    o, S = jax.jit(lambda *a: la.gla(*a, form=form, **kw))(q, k, v, g)
+    if not th.predict_finite(g, form, kw.get("chunk_size"), kw.get("sub_chunk_size")):
+        return  # the unstable forms' failure is G1's test
     for b in (0, 31, 63):
         ro, rS = ref.gla_recurrence(q[b, 0], k[b, 0], v[b, 0], g[b, 0])
         assert relrms(o[b, 0], ro) <= 1e-5 and relrms(S[b, 0], rS) <= 1e-5, (b, relrms(o[b, 0], ro))
