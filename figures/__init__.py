@@ -6,6 +6,7 @@
   strings as ``--set`` takes them; with ``out`` the files are written too.
 - ``figures.open_run(path)`` -> the ``Result`` of a saved ``.nc`` (Dataset, Config rebuilt, claims).
 - ``figures.replot(result_or_path)`` -> draw again without recomputing.
+- ``figures.recheck(result_or_path)`` -> its claims evaluated again by the current code on the saved data.
 - ``figures.compare(a, b)`` -> two saved runs' configs and claims side by side (text).
 - ``figures.claims(name)`` -> what a figure claims (statement, statistic, regime), without running it.
 - ``figures.names()`` -> every figure; ``figures.load(name)`` -> its ``Figure`` (presets, config, functions).
@@ -15,11 +16,11 @@ Importing a figure does not choose a matplotlib backend (a notebook keeps its ow
 
 from __future__ import annotations
 
-__all__ = ["run", "open_run", "replot", "compare", "claims", "names", "load"]
+__all__ = ["run", "open_run", "replot", "recheck", "compare", "claims", "names", "load"]
 
 
 def __getattr__(name):  # lazy: `python -m figures list` and `import figures.x` stay light
-    if name in ("run", "open_run", "replot", "compare", "claims"):
+    if name in ("run", "open_run", "replot", "recheck", "compare", "claims"):
         from figures import _api
 
         return getattr(_api, name)

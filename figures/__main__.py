@@ -93,8 +93,10 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     common(s)
     s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
-    c = sub.add_parser("claims", help="list the claims a figure states (statistic, regime) without running it")
-    c.add_argument("name", nargs="?", default=None, help="a figure (default: every figure)")
+    c = sub.add_parser("claims", help="list the claims a figure states (statistic, regime) without running it; "
+                       "given a saved run's .nc, evaluate its claims again with the current code (no recompute)")
+    c.add_argument("name", nargs="?", default=None,
+                   help="a figure (default: every figure), or a saved run's .nc / .claims.json")
     rp = sub.add_parser("replot", help="draw a saved run again from its NetCDF (no recompute); PNG beside it")
     rp.add_argument("file", type=Path, help="a figure's .nc (or its .claims.json)")
     cp = sub.add_parser("compare", help="two runs' configs and claims side by side")
@@ -114,6 +116,14 @@ def _other_verbs(args) -> int | None:
     """claims / replot / compare / cache; None for the verbs that run figures."""
     from figures import _api
 
+    if args.cmd == "claims" and args.name and args.name.endswith((".nc", ".claims.json")):
+        res = _api.open_run(Path(args.name))
+        was = {c.id: c.status.value for c in res.claims}
+        for c in _api.recheck(res):
+            then = was.get(c.id, "-")
+            print(f"  [{c.status.value:>14}] {c.id}" + (f" (the run said: {then})" if then != c.status.value else "")
+                  + f": {c.measured}")
+        return 0
     if args.cmd == "claims":
         for name in [args.name] if args.name else _contract.names():
             print(f"{name}:")

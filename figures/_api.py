@@ -10,10 +10,10 @@ from pathlib import Path
 
 from figures import _contract
 from figures._claims import Claim
-from figures._output import CACHE_DIR, Result, check_out_dir, compute, draw_figure, write
+from figures._output import CACHE_DIR, Result, check_out_dir, compute, draw_figure, evaluate_claims, write
 from figures._overrides import UserError, walk_fields
 
-__all__ = ["run", "open_run", "replot", "compare", "claims", "config_from_dict"]
+__all__ = ["run", "open_run", "replot", "recheck", "compare", "claims", "config_from_dict"]
 
 
 def run(name: str, preset: str = "quick", *sets: str, seeds: int | None = None, out=None, cache: bool = True,
@@ -52,8 +52,8 @@ def config_from_dict(cls, d: dict):
 
 def open_run(path) -> Result:
     """A saved run (``STEM.nc``, or its ``STEM.claims.json``) back as a :class:`Result`: the Dataset, the Config
-    rebuilt from the file (validated), the overrides, and the claims from the claims file beside it (if any);
-    ``.figure`` is None until :func:`replot`."""
+    rebuilt from the file (validated), the overrides, its sweeps' provenance records (diverged runs counted), and
+    the claims from the claims file beside it (if any); ``.figure`` is None until :func:`replot`."""
     import xarray as xr
 
     path = Path(path)
@@ -74,7 +74,8 @@ def open_run(path) -> Result:
         fields = {f.name for f in dataclasses.fields(Claim)}
         claims_ = [Claim(**{k: v for k, v in c.items() if k in fields}) for c in rec["claims"]]
         seconds = float(rec.get("seconds", 0.0))
-    return Result(name, ds.attrs.get("preset", "?"), cfg, overrides, ds, claims_, None, seconds, ())
+    sweeps = tuple(json.loads(ds.attrs.get("sweeps", "[]")))  # a replot still shows how many runs diverged
+    return Result(name, ds.attrs.get("preset", "?"), cfg, overrides, ds, claims_, None, seconds, sweeps)
 
 
 def replot(run_or_path, out=None):
@@ -98,6 +99,14 @@ def replot(run_or_path, out=None):
     os.replace(tmp, png)
     plt.close(fig)
     return png
+
+
+def recheck(run_or_path) -> list[Claim]:
+    """A saved run's claims evaluated again by the current code on its saved data (no recompute, nothing written):
+    after a claim's statistic or threshold was edited, what it says of the run. The claims file keeps what the run
+    itself said (compare the two: ``python -m figures claims FILE.nc``)."""
+    res = run_or_path if isinstance(run_or_path, Result) else open_run(run_or_path)
+    return evaluate_claims(res.name, res.dataset, res.config, res.sweeps)
 
 
 def claims(name: str) -> list[dict]:

@@ -106,6 +106,17 @@ def compute(name: str, preset: str = "quick", seeds: int | None = None, sets=(),
     results = current().results or ResultCache()
     with options(cache_dir=cache_dir, allow_large=force, results=results), collect_provenance() as sweeps:
         ds = fig_.compute(cfg)
+    claims = evaluate_claims(name, ds, cfg, sweeps)
+    res = Result(name, preset, cfg, overrides_of(fig_, preset, cfg), ds, claims, None, 0.0, tuple(sweeps))
+    if draw:
+        res = res._replace(figure=draw_figure(res))
+    return res._replace(seconds=time.perf_counter() - t0)
+
+
+def evaluate_claims(name: str, ds, cfg, sweeps) -> list:
+    """Figure ``name``'s claims on its data: each marked *n/a* outside its regime, and, when runs diverged in
+    ``sweeps`` (the provenance records of its sweeps), saying how many."""
+    fig_ = _contract.load(name)
     claims = fig_.claims(ds, cfg)
     n_runs, n_div = sum(r["n_runs"] for r in sweeps), sum(r["n_diverged"] for r in sweeps)
     for c in claims:
@@ -117,10 +128,7 @@ def compute(name: str, preset: str = "quick", seeds: int | None = None, sets=(),
                 c.not_applicable = f"outside the claim's regime: {reg.text}"
         if n_div:  # every claim says how many runs behind it diverged
             c.measured += f" [{n_div} of {n_runs} runs diverged: flagged in the data]"
-    res = Result(name, preset, cfg, overrides_of(fig_, preset, cfg), ds, claims, None, 0.0, tuple(sweeps))
-    if draw:
-        res = res._replace(figure=draw_figure(res))
-    return res._replace(seconds=time.perf_counter() - t0)
+    return claims
 
 
 def draw_figure(res: Result):

@@ -40,6 +40,12 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
     n_div = "400 of 2400 runs diverged"
     assert all(n_div in c["measured"] for c in rec["claims"])
     assert f"warning: quadratic_sgd: {n_div}" in r.stderr
+    # the saved run keeps its sweeps' records: a replot or recheck still counts the diverged runs
+    import figures
+
+    back = figures.open_run(out / f"{stem}.nc")
+    assert sum(s["n_diverged"] for s in back.sweeps) == 400
+    assert all(n_div in c.measured for c in figures.recheck(back))
 
 
 @pytest.mark.parametrize(

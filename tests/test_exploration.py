@@ -55,6 +55,36 @@ def test_a_saved_run_comes_back_with_its_config_and_replots(two_runs):
     assert figures.replot(out / f"{mod.stem}.nc") == png and png.stat().st_size > 0
 
 
+def test_recheck_reports_an_edited_claim_on_the_saved_data(two_runs, monkeypatch, capsys):
+    """recheck evaluates the current claims code on the saved data: unchanged code gives the run's own claims; a
+    claim whose statistic was edited (here: every claim made to fail) says so beside what the run said, and the
+    claims file is untouched."""
+    import dataclasses
+
+    from figures import _contract
+
+    out, _, mod = two_runs
+    nc, cj = out / f"{mod.stem}.nc", out / f"{mod.stem}.claims.json"
+    before = cj.read_bytes()
+    again = figures.recheck(nc)
+    assert [(c.id, c.status, c.measured) for c in again] == [(c.id, c.status, c.measured) for c in mod.claims]
+    fig = _contract.load(CHEAP)
+
+    def stricter(ds, cfg):
+        cs = fig.claims(ds, cfg)
+        for c in cs:
+            c.passed = False
+        return cs
+
+    edited = dataclasses.replace(fig, claims=stricter)
+    real_load = _contract.load
+    monkeypatch.setattr(_contract, "load", lambda name: edited if name == CHEAP else real_load(name))
+    assert all(c.status is _core.Status.FAIL for c in figures.recheck(nc))
+    assert cli_main(["claims", str(nc)]) == 0
+    assert capsys.readouterr().out.count("(the run said: pass)") == len(mod.claims)
+    assert cj.read_bytes() == before
+
+
 def test_compare_names_config_and_claim_differences(two_runs):
     out, base, mod = two_runs
     text = figures.compare(out / f"{CHEAP}.claims.json", out / f"{mod.stem}.claims.json")
@@ -79,6 +109,10 @@ def test_cli_verbs_claims_replot_compare_cache(two_runs, capsys):
     assert "T: A 200 | B 300" in capsys.readouterr().out
     assert cli_main(["replot", str(out / "missing.nc")]) == 2
     assert "no such file" in capsys.readouterr().err
+    # a saved run's claims evaluated again by the current code: each with its status and measurement
+    assert cli_main(["claims", str(out / f"{mod.stem}.nc")]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("[          pass]") == len(mod.claims) and "the run said" not in shown
 
 
 def test_cache_shows_and_prunes(tmp_path, capsys):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from figures import _contract, _core
+from figures import _api, _contract, _core
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = _core.names()
@@ -65,6 +65,9 @@ def test_claims_at_the_tiny_preset(name, tmp_path):
         assert not bad
     for suffix in (".png", ".nc", ".claims.json"):
         assert (tmp_path / f"{name}{suffix}").stat().st_size > 0
+    # the saved NetCDF holds what the claims read: evaluated again from it, every claim says the same
+    again = _api.recheck(tmp_path / f"{name}.nc")
+    assert [(c.id, c.status, c.measured) for c in again] == [(c.id, c.status, c.measured) for c in claims]
 
 
 @pytest.mark.slow
