@@ -72,6 +72,7 @@ def test_run_with_set_writes_png_nc_claims_and_report(tmp_path):
         (["run", "radial_mask", "--set", "rates=1,2,3"], "(alpha, beta) pairs"),
         (["run", "radial_mask", "--set", "hunyuan_frames=61"], "must include 497"),
         (["run", "lightnet_maps", "--set", "lam=1.0"], "lam"),
+        (["run", "bb_extreme_tokens", "--seeds", "1"], "seeds=1 is out of range: must be >= 2"),
     ],
 )
 def test_bad_input_exit_2_nothing_written(tmp_path, capsys, args, needle):
