@@ -37,6 +37,9 @@ def _patch_program(monkeypatch, fn):
         def program(self, n_points):
             return fn
 
+        def compile_once(self, n_points, keys, hps):
+            pass
+
     monkeypatch.setattr(build, "batched", lambda run: Fake())
 
 
@@ -533,9 +536,11 @@ def test_chunks_side_by_side_give_the_bits_of_the_same_chunks_one_after_the_othe
 
 
 def test_chunks_side_by_side_compile_their_program_once():
-    """Chunks that start at once share one compile of their program: jit's cache serves a first call made while
-    another thread traces and compiles the same program, so side by side costs no extra compile time. (Counted by
-    name: the suite's other tests can leave small eager-op programs to compile here.)"""
+    """Chunks that start at once share one compile of their program (``Batched.compile_once``, a lock around the
+    first lower + compile): jit alone does not always wait for another thread's compile of the same program (this
+    test, without it, counted 2 compiles of the program in a full `make test` and 1 when run alone: a race), so
+    side by side would cost extra compile time. Counted by program name (other tests can leave small eager-op
+    programs to compile here)."""
     import time
 
     from jax import monitoring

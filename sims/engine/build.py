@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Mapping
 
 import jax
@@ -64,6 +65,8 @@ class Batched:
 
     def __init__(self, run: RunFn, **jit_kw):
         self.hub = progress.Hub()
+        self._lock = threading.Lock()
+        self._compiled: set = set()
 
         def traced(key, hp):
             with progress.tracing(self.hub):
@@ -81,6 +84,18 @@ class Batched:
     def program(self, n_points: int) -> Callable:
         """The compiled function for a chunk of ``n_points`` hparam points."""
         return self.one if n_points == 1 else self.many
+
+    def compile_once(self, n_points: int, keys, hps) -> None:
+        """Compile the program for these arguments (shapes, dtypes, devices) unless done already; jit's cache then
+        serves the call. Chunks that start at once (:func:`sims.sweep.sweep`'s ``workers``) could otherwise each
+        compile it: jit does not always wait for another thread's compile of the same program (seen in the test
+        suite: the one-seed chunks' program compiled twice)."""
+        sig = (n_points, *((k, np.shape(v), str(getattr(v, "dtype", "")), str(getattr(v, "sharding", "")))
+                           for k, v in sorted({"__keys__": keys, **hps}.items())))
+        with self._lock:
+            if sig not in self._compiled:
+                self.program(n_points).lower(keys, hps).compile()
+                self._compiled.add(sig)
 
     def __call__(self, keys, hps):
         n = {int(np.shape(v)[0]) for v in hps.values()}
