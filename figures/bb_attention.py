@@ -66,7 +66,7 @@ FINAL = ("full_trigger", "full_bigram", "oracle_bigram", "no_attn_trigger", "no_
 
 def compute(cfg):
     # the models and the init control train side by side (sims.sweep.side_by_side: 2 on a CPU), each seed its own
-    # chunk: four one-seed runs two at a time instead of three vmapped seeds beside one (218 -> 164 s on 2 cores)
+    # chunk: four one-seed runs two at a time instead of three vmapped seeds beside one (~20% less time on 2 cores)
     ds, ctl = concurrent([functools.partial(train, cfg.bb(), cfg.lr, cfg.seeds, split_seeds=True),
                           functools.partial(train, cfg.bb("gpt2"), cfg.lr, cfg.control_seeds, split_seeds=True)],
                          max_workers=side_by_side())

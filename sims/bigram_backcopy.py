@@ -373,7 +373,7 @@ def sim(cfg: BBConfig) -> Sim:
 def train(cfg: BBConfig, lr: float, seeds: int, key_seed: int = 0, split_seeds: bool = False):
     """Train ``seeds`` models at ``lr`` (one sweep) and return the sweep Dataset without its ``lr`` axis.
     ``split_seeds``: on a CPU, each seed its own chunk, :func:`sims.sweep.side_by_side` at a time, instead of one
-    vmapped chunk (small models leave a core idle: bb_attention's quick preset 218 -> 164 s, benchmarks/RESULTS.md);
+    vmapped chunk (small models leave a core idle: bb_attention's quick preset ~20% less time, RESULTS.md);
     the other batch shape rounds differently, and training is chaotic, so per-seed numbers differ from the vmapped
     chunk's (elsewhere, e.g. on a GPU, it changes nothing). Shared through the options' result cache
     (:func:`sims.engine.results.shared`), so ``bb_attention`` and ``bb_interventions`` run together train once.

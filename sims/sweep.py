@@ -89,7 +89,7 @@ def sweep(
       progress: a progress bar (terminal or Jupyter) or periodic log lines; None: the options' (on by default).
       workers: chunks computed at once (:func:`concurrent`; one process only). On a CPU, with small chunks
         (``chunk_seeds=1``) and ``workers=side_by_side()``, seeds of small models train side by side (bb_attention's
-        four Bigram-Backcopy models: 218 -> 164 s, benchmarks/RESULTS.md); the same bits as ``workers=1`` with the
+        four Bigram-Backcopy models: ~20% less time, benchmarks/RESULTS.md); the same bits as ``workers=1`` with the
         same chunks.
       **plan_options: ``steps``, ``mode``, ``fixed``, ``dims``, ``coords``, ``cfg``, ``max_bytes``,
         ``steps_per_run``, ``dtype``, ``chunk_seeds``, as :func:`sims.engine.plan.plan` documents them
