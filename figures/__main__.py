@@ -112,6 +112,11 @@ def _parser(run_epilog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _claim_line(c, name: str) -> str:
+    """One claim as the run and claims verbs print it."""
+    return f"  [{c.status.value:>14s}] {name}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})"
+
+
 def _other_verbs(args) -> int | None:
     """claims / replot / compare / cache; None for the verbs that run figures."""
     from figures import _api
@@ -121,8 +126,7 @@ def _other_verbs(args) -> int | None:
         was = {c.id: c.status.value for c in res.claims}
         for c in _api.recheck(res):
             then = was.get(c.id, "-")
-            print(f"  [{c.status.value:>14}] {c.id}" + (f" (the run said: {then})" if then != c.status.value else "")
-                  + f": {c.measured}")
+            print(_claim_line(c, res.name) + (f" (the run said: {then})" if then != c.status.value else ""))
         return 0
     if args.cmd == "claims":
         for name in [args.name] if args.name else _contract.names():
@@ -256,7 +260,7 @@ def _run_all(args, names) -> int:
             failed.append(n)
             continue
         for c in claims:
-            print(f"  [{c.status.value:>14s}] {n}:{c.id}: {c.statement} (theory {c.theory}; sim {c.measured})")
+            print(_claim_line(c, n))
         failed += [c for c in claims if c.status is _core.Status.FAIL]
     out = args.out or _core.OUT_DIR
     print(f"report: {Path(out) / 'REPORT.md'}")

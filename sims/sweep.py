@@ -138,11 +138,8 @@ def sweep(
     if bar is not None:  # chunks from the cache
         for h0, s0 in (c for c in p.chunks if c not in new):
             bar.finish_chunk(min(p.points_per_chunk, p.n_points - h0) * min(p.seeds_per_chunk, p.seeds - s0))
-    if workers == 1:
-        for c in new:
-            results[c] = interruptible(compute, c)
-    else:
-        results.update(zip(new, concurrent([functools.partial(compute, c) for c in new], max_workers=workers)))
+    # in worker threads (the main thread waits in short joins: Ctrl-C stops at once), `workers` at a time
+    results.update(zip(new, concurrent([functools.partial(compute, c) for c in new], max_workers=workers)))
     if bar is not None:
         bar.close()
     computed = len(new)
