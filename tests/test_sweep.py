@@ -37,9 +37,6 @@ def _patch_program(monkeypatch, fn):
         def program(self, n_points):
             return fn
 
-        def compile_once(self, n_points, keys, hps):
-            pass
-
     monkeypatch.setattr(build, "batched", lambda run: Fake())
 
 
@@ -536,11 +533,10 @@ def test_chunks_side_by_side_give_the_bits_of_the_same_chunks_one_after_the_othe
 
 
 def test_chunks_side_by_side_compile_their_program_once():
-    """Chunks that start at once share one compile of their program (``Batched.compile_once``, a lock around the
-    first lower + compile): jit alone does not always wait for another thread's compile of the same program (this
-    test, without it, counted 2 compiles of the program in a full `make test` and 1 when run alone: a race), so
-    side by side would cost extra compile time. Counted by program name (other tests can leave small eager-op
-    programs to compile here)."""
+    """Chunks that start at once share one compile of their program: ``build.batched`` hands every chunk the one
+    program (a lock around its cache; ``functools.cache`` alone built two programs when two chunks asked at once,
+    each compiled: 2 compiles seen in the test suite), and jit compiles one program once. Counted by program name
+    (other tests can leave small eager-op programs to compile here)."""
     import time
 
     from jax import monitoring

@@ -65,8 +65,6 @@ class Batched:
 
     def __init__(self, run: RunFn, **jit_kw):
         self.hub = progress.Hub()
-        self._lock = threading.Lock()
-        self._compiled: set = set()
 
         def traced(key, hp):
             with progress.tracing(self.hub):
@@ -85,18 +83,6 @@ class Batched:
         """The compiled function for a chunk of ``n_points`` hparam points."""
         return self.one if n_points == 1 else self.many
 
-    def compile_once(self, n_points: int, keys, hps) -> None:
-        """Compile the program for these arguments (shapes, dtypes, devices) unless done already; jit's cache then
-        serves the call. Chunks that start at once (:func:`sims.sweep.sweep`'s ``workers``) could otherwise each
-        compile it: jit does not always wait for another thread's compile of the same program (seen in the test
-        suite: the one-seed chunks' program compiled twice)."""
-        sig = (n_points, *((k, np.shape(v), str(getattr(v, "dtype", "")), str(getattr(v, "sharding", "")))
-                           for k, v in sorted({"__keys__": keys, **hps}.items())))
-        with self._lock:
-            if sig not in self._compiled:
-                self.program(n_points).lower(keys, hps).compile()
-                self._compiled.add(sig)
-
     def __call__(self, keys, hps):
         n = {int(np.shape(v)[0]) for v in hps.values()}
         return self.program(n.pop() if len(n) == 1 else 0)(keys, hps)
@@ -106,6 +92,19 @@ class Batched:
 
 
 @functools.cache
-def batched(run: RunFn) -> Batched:
-    """The sweep program of ``run``, built once per run object (a cache of compiled programs)."""
+def _batched(run: RunFn) -> Batched:
     return Batched(run)
+
+
+_BATCHED_LOCK = threading.Lock()  # guards _batched's cache: sweeps and chunks run in threads
+
+
+def batched(run: RunFn) -> Batched:
+    """The sweep program of ``run``, built once per run object (a cache of compiled programs). Thread-safe: chunks
+    that start at once (``sweep(workers=...)``) get the one program, so jit compiles it once (``functools.cache``
+    alone could build two, each compiled: seen as two compiles in the test suite)."""
+    with _BATCHED_LOCK:
+        return _batched(run)
+
+
+batched.cache_clear = _batched.cache_clear

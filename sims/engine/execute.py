@@ -54,7 +54,6 @@ def execute_chunk(p: SweepPlan, h0: int, s0: int, sink: Callable[[int], None] | 
             seed_idx = jnp.arange(s0 + g * s_dev, s0 + (g + 1) * s_dev)
             keys = jax.device_put(jax.vmap(lambda i: jax.random.fold_in(p.key, i))(seed_idx), dev)
             hps = {k: jax.device_put(jnp.asarray(v), dev) for k, v in hps_host.items()}
-            batched.compile_once(h_c, keys, hps)  # once, also when chunks start at once
             outs.append((g, program(keys, hps)))
         jax.block_until_ready([o for _, o in outs])
     nh = min(h_c, p.n_points - h0)
